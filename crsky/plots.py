@@ -1,0 +1,102 @@
+"""Plots: sky maps on the Hammer projection, energy spectra, training curves, ROC curves."""
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from crsky.sky import vectors_to_lonlat
+from crsky.spectrum import energy_from_feature
+
+
+def _sky_axes(ax):
+    if ax is None:
+        fig = plt.figure(figsize=(8, 4.5))
+        ax = fig.add_subplot(111, projection="hammer")
+    ax.grid(True, alpha=0.3)
+    # Galactic longitude grows to the left, as on astronomers' maps.
+    degrees = np.arange(-150, 151, 60)
+    ax.set_xticks(np.radians(degrees))
+    ax.set_xticklabels([f"{-d % 360}°" for d in degrees], fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    return ax
+
+
+def skymap(sky_map, source_id=None, ax=None, title=None, colorbar=True, vmin=40, vmax=160):
+    """Plot one sky map ``(P, 4)`` in galactic coordinates, energy (EeV) as colour.
+
+    ``source_id`` ``(P,)`` (optional, -1 for background) outlines the cosmic rays that
+    came from sources. Returns the axes.
+    """
+    sky_map = np.asarray(sky_map)
+    ax = _sky_axes(ax)
+    lon, lat = vectors_to_lonlat(sky_map[:, :3])
+    energy = energy_from_feature(sky_map[:, 3])
+    order = np.argsort(energy)  # the highest energies on top
+    points = ax.scatter(-lon[order], lat[order], c=energy[order], s=9, cmap="viridis",
+                        norm=matplotlib.colors.LogNorm(vmin, vmax), linewidths=0)
+    if source_id is not None:
+        signal = np.asarray(source_id) >= 0
+        ax.scatter(-lon[signal], lat[signal], s=40, facecolors="none", edgecolors="red", linewidths=0.8,
+                   label="from a source")
+        if signal.any():
+            ax.legend(loc="lower right", fontsize=7, frameon=False)
+    if colorbar:
+        plt.colorbar(points, ax=ax, orientation="horizontal", shrink=0.6, pad=0.08, label="energy (EeV)")
+    if title:
+        ax.set_title(title, fontsize=10, pad=14)
+    return ax
+
+
+def skymap_pair(isotropic_map, signal_map, signal_source_id=None):
+    """An isotropic map beside a signal map (sources outlined). Returns the figure."""
+    fig = plt.figure(figsize=(13, 4.2))
+    skymap(isotropic_map, ax=fig.add_subplot(121, projection="hammer"), title="isotropic (label 0)")
+    skymap(signal_map, signal_source_id, ax=fig.add_subplot(122, projection="hammer"),
+           title="with streets (label 1)")
+    fig.tight_layout()
+    return fig
+
+
+def energy_histogram(features, ax=None):
+    """Histogram of energies (EeV, log axes) from normalised energy features."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    energy = energy_from_feature(np.ravel(features))
+    bins = np.logspace(np.log10(energy.min()), np.log10(energy.max()), 40)
+    ax.hist(energy, bins=bins, histtype="step")
+    ax.set(xscale="log", yscale="log", xlabel="energy (EeV)", ylabel="cosmic rays")
+    return ax
+
+
+def training_curves(history):
+    """Loss and accuracy per epoch, training and validation, from a Keras History or dict."""
+    values = getattr(history, "history", history)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    epochs = np.arange(1, len(values["loss"]) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, values[metric], "o-", label="training")
+        if "val_" + metric in values:
+            ax.plot(epochs, values["val_" + metric], "o-", label="validation")
+        ax.set(xlabel="epoch", ylabel=metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def roc_curves(curves, ax=None):
+    """ROC curves: ``curves`` maps a name to ``(labels, scores)``. Returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    from sklearn.metrics import roc_auc_score
+
+    for name, (labels, scores) in curves.items():
+        false_positive, true_positive, _ = roc_curve(labels, scores)
+        ax.plot(false_positive, true_positive, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="false positive rate (isotropic maps called signal)",
+           ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="lower right", fontsize=8)
+    return ax

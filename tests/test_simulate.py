@@ -1,0 +1,176 @@
+"""Physics of the simulator: isotropy, the energy spectrum, streets, the JF12 field,
+determinism and parameter errors."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from crsky.deflection import JF12Lens, jf12_field, line_of_sight_integral
+from crsky.sky import EQUATORIAL_TO_GALACTIC, angular_distance, auger_exposure, fisher_smear, isotropic_directions, vectors_to_lonlat
+from crsky.simulate import BLOCK_SIZE, PRESETS, SkyParameters, simulate
+from crsky.spectrum import energy_feature, energy_from_feature
+
+TEXTBOOK_MAP_QUANTILES = {0.25: 0.9583, 0.50: 0.9604, 0.75: 0.9632, 0.90: 0.9673}  # shared/physics.md
+
+
+@pytest.fixture(scope="module")
+def textbook_maps():
+    return simulate("textbook", 1000, seed=3)
+
+
+def test_isotropic_maps_are_isotropic(textbook_maps):
+    iso = textbook_maps["data"][textbook_maps["label"] == 0][..., :3].reshape(-1, 3)
+    lon, lat = vectors_to_lonlat(iso)
+    assert stats.kstest(np.sin(lat), stats.uniform(-1, 2).cdf).pvalue > 0.01
+    assert stats.kstest(lon, stats.uniform(-np.pi, 2 * np.pi).cdf).pvalue > 0.01
+
+
+def test_a_non_isotropic_sample_fails_the_same_test():
+    """The isotropy test above can fail: a sky with a 5 % cluster does."""
+    rng = np.random.default_rng(0)
+    vectors = isotropic_directions(rng, (20000,))
+    vectors[:2000] = fisher_smear(rng, np.tile([0.0, 0.0, 1.0], (2000, 1)), np.radians(10))
+    _, lat = vectors_to_lonlat(vectors)
+    assert stats.kstest(np.sin(lat), stats.uniform(-1, 2).cdf).pvalue < 0.01
+
+
+def test_energy_quantiles_match_the_textbook(textbook_maps):
+    energy = textbook_maps["data"][..., 3]
+    for q, expected in TEXTBOOK_MAP_QUANTILES.items():
+        assert abs(np.quantile(energy, q) - expected) < 0.002, q
+    assert energy.min() >= energy_feature(39.8) - 1e-6 and energy.max() <= 1.0
+
+
+def test_energy_feature_round_trip():
+    energy = np.array([40.0, 100.0, 316.0])
+    np.testing.assert_allclose(energy_from_feature(energy_feature(energy)), energy)
+    assert energy_feature(10 ** 20.5 / 1e18) == pytest.approx(1.0)
+
+
+def test_signal_maps_have_their_share_of_source_cosmic_rays(textbook_maps):
+    params = PRESETS["textbook"]
+    source_id = textbook_maps["source_id"]
+    per_map = (source_id >= 0).sum(axis=1)
+    expected = round(params.signal_fraction * params.n_events)
+    assert np.all(per_map[textbook_maps["label"] == 1] == expected)
+    assert np.all(per_map[textbook_maps["label"] == 0] == 0)
+    assert abs(textbook_maps["label"].mean() - 0.5) < 0.01
+    assert np.all(np.isnan(textbook_maps["source_direction"][textbook_maps["label"] == 0]))
+
+
+def sharp_streets(charge=1, deflection="constant", strength=320.0, n_maps=BLOCK_SIZE):
+    params = SkyParameters(n_sources=3, signal_fraction=0.06, deflection=deflection, deflection_deg_eev=strength,
+                           smearing_deg_eev=0.0, resolution_deg=0.0, charges=((charge, 1.0),))
+    return params, simulate(params, n_maps, seed=5)
+
+
+@pytest.mark.parametrize("charge", [1, 2])
+def test_unsmeared_street_lies_on_a_great_circle_with_distance_proportional_to_z_over_e(charge):
+    params, sim = sharp_streets(charge)
+    checked = 0
+    for m in np.flatnonzero(sim["label"] == 1)[:20]:
+        for s in range(params.n_sources):
+            members = sim["data"][m, sim["source_id"][m] == s]
+            source = sim["source_direction"][m, s].astype(float)
+            vectors = members[:, :3].astype(float)
+            # Coplanar with the source and the origin: one great circle.
+            singular = np.linalg.svd(np.vstack([source, vectors]), compute_uv=False)
+            assert singular[-1] < 1e-5
+            # Angle from the source = D Z / E.
+            angle = np.degrees(angular_distance(vectors, source))
+            energy = energy_from_feature(members[:, 3])
+            np.testing.assert_allclose(angle, params.deflection_deg_eev * charge / energy, rtol=1e-4)
+            # Energy ordered: the highest energies nearest the source.
+            assert np.all(np.diff(angle[np.argsort(-energy)]) >= -1e-9)
+            checked += 1
+    assert checked == 60
+
+
+def test_jf12_median_proton_deflection_at_40_eev_is_near_8_degrees():
+    directions = isotropic_directions(np.random.default_rng(2), (4000,))
+    deflection = np.linalg.norm(JF12Lens().deflection(directions), axis=-1) / 40.0
+    assert 7.5 < np.median(deflection) < 8.5
+    # The tabulated lens agrees with the direct line-of-sight integral.
+    direct = 53.0 * np.linalg.norm(line_of_sight_integral(directions[:200]), axis=-1) / 40.0
+    assert np.median(np.abs(deflection[:200] - direct)) < 0.3
+
+
+def test_jf12_field_vanishes_outside_the_galaxy_and_near_the_centre():
+    positions = np.array([[0.0, 0.0, 0.5], [25.0, 0.0, 0.0], [0.0, 0.0, 21.0], [-8.5, 0.0, 0.0]])
+    field = jf12_field(positions)
+    assert np.all(field[:3] == 0)
+    assert 0.5 < np.linalg.norm(field[3]) < 10  # a few muG at the Sun
+
+
+def test_jf12_streets_follow_the_field():
+    params, sim = sharp_streets(deflection="jf12", strength=1.0)
+    lens = JF12Lens()
+    ratios = []
+    for m in np.flatnonzero(sim["label"] == 1)[:20]:
+        for s in range(params.n_sources):
+            members = sim["data"][m, sim["source_id"][m] == s]
+            source = sim["source_direction"][m, s][None].astype(float)
+            expected = np.linalg.norm(lens.deflection(source)) / energy_from_feature(members[:, 3])
+            angle = np.degrees(angular_distance(members[:, :3].astype(float), source))
+            ratios.append(angle[expected < 5] / expected[expected < 5])
+    ratios = np.concatenate(ratios)
+    assert np.median(np.abs(ratios - 1)) < 0.1  # small deflections: as the field at the source says
+
+
+def test_auger_exposure_hides_the_far_north():
+    sim = simulate("auger", BLOCK_SIZE, seed=2)
+    vectors = sim["data"][..., :3].reshape(-1, 3).astype(float)
+    assert auger_exposure(vectors).min() > 0
+    equatorial = vectors @ EQUATORIAL_TO_GALACTIC  # galactic -> equatorial (the matrix's transpose)
+    declination = np.degrees(np.arcsin(np.clip(equatorial[:, 2], -1, 1)))
+    assert declination.max() < 44.9  # latitude -35.2 deg + 80 deg zenith
+    seen = (sim["source_id"] >= 0).sum(axis=1)[sim["label"] == 1]
+    assert seen.max() <= 25 and seen.mean() > 10
+
+
+def test_same_seed_same_bytes_whatever_the_chunking():
+    a = simulate("textbook", 700, seed=9, chunk_size=250)
+    b = simulate("textbook", 700, seed=9, chunk_size=5000, processes=2)
+    for key in ("data", "label", "source_id"):
+        assert a[key].tobytes() == b[key].tobytes()
+    first = simulate("textbook", 300, seed=9)
+    assert first["data"].tobytes() == a["data"][:300].tobytes()
+    other = simulate("textbook", 300, seed=10)
+    assert not np.array_equal(other["data"], first["data"])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"n_sources": 0}, "n_sources must be an integer from 1 to 127, got 0"),
+        ({"signal_fraction": 1.5}, r"signal_fraction must be in \(0, 1\], got 1.5"),
+        ({"signal_fraction": 0.001}, "cannot feed 5 sources"),
+        ({"deflection": "galactic"}, "deflection must be 'constant' or 'jf12', got 'galactic'"),
+        ({"smearing_deg_eev": -1.0}, "smearing_deg_eev must be a finite number >= 0, got -1.0"),
+        ({"charges": ((0, 1.0),)}, r"1 <= Z <= 26"),
+        ({"charges": ((1, 0.0),)}, "summing to > 0"),
+        ({"emin_eev": 500.0}, r"emin_eev must be in \[4.0, 316\) EeV, got 500.0"),
+        ({"exposure": "telescope"}, "exposure must be None or 'auger', got 'telescope'"),
+    ],
+)
+def test_bad_parameters_give_clear_errors(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(PRESETS["textbook"], **change)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"params": "unknown"}, "unknown preset 'unknown'"),
+    ({"n_maps": 0}, "n_maps must be a positive integer, got 0"),
+    ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+])
+def test_bad_simulate_arguments(kwargs, message):
+    arguments = {"params": "textbook", "n_maps": 10, "seed": 1} | kwargs
+    with pytest.raises(ValueError, match=message):
+        simulate(**arguments)
+
+
+def test_parameters_round_trip_through_json():
+    for params in PRESETS.values():
+        assert SkyParameters.from_json(params.to_json()) == params
