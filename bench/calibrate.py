@@ -9,6 +9,8 @@ Prints one Markdown table row per preset.
 """
 
 import argparse
+import dataclasses
+import json
 import os
 import platform
 import sys
@@ -31,6 +33,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--verbose", type=int, default=2)
+    parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="override preset parameters, e.g. --set deflection_deg_eev=600 smearing_deg_eev=30")
     args = parser.parse_args()
 
     import keras
@@ -42,8 +46,11 @@ def main():
           f"{platform.processor() or platform.machine()}; {args.n_train} training / {args.n_test} test maps, "
           f"{args.epochs} epochs, batch {args.batch_size}", flush=True)
     rows = []
+    overrides = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.set)}
     for preset in args.presets:
-        sim = simulate(preset, args.n_train + args.n_test, seed=args.seed)
+        params = dataclasses.replace(PRESETS[preset], **overrides)
+        label = preset + "".join(f", {k}={v}" for k, v in overrides.items())
+        sim = simulate(params, args.n_train + args.n_test, seed=args.seed)
         x, y = sim["data"], sim["label"]
         x_train, y_train, x_test, y_test = x[:args.n_train], y[:args.n_train], x[args.n_train:], y[args.n_train:]
         n_val = max(1, len(x_train) // 10)
@@ -55,7 +62,7 @@ def main():
         train_s = time.perf_counter() - start
         baseline = evaluate_pair_count(x_train[:5000], y_train[:5000], x_test, y_test, (2.0, 4.0, 6.0, 10.0))
         val = history.history["val_accuracy"]
-        row = (f"| {preset} | {accuracy:.3f} | {auc:.3f} | {baseline['accuracy']:.3f} | {baseline['auc']:.3f} "
+        row = (f"| {label} | {accuracy:.3f} | {auc:.3f} | {baseline['accuracy']:.3f} | {baseline['auc']:.3f} "
                f"| {baseline['psi_deg']:g} | {args.n_train}/{args.n_test}, {args.epochs} ep | "
                f"{history.history['seconds_per_epoch']:.0f} s/epoch {device} | val acc last 3: "
                f"{' '.join(f'{v:.3f}' for v in val[-3:])} |")

@@ -100,3 +100,23 @@ def roc_curves(curves, ax=None):
            ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right", fontsize=8)
     return ax
+
+
+def graph_on_sky(graph, vectors, ax=None, title=None, node_color=None, edge_color="tab:blue"):
+    """Draw a networkx graph whose nodes are cosmic rays on the Hammer projection.
+
+    ``vectors`` ``(P, 3)`` are the node positions (unit vectors); ``node_color`` (P,)
+    colours the nodes (e.g. energy). Edges crossing the map's 180° seam are left out.
+    """
+    import networkx as nx
+
+    ax = _sky_axes(ax)
+    lon, lat = vectors_to_lonlat(np.asarray(vectors)[:, :3])
+    position = {i: (-lon[i], lat[i]) for i in range(len(lon))}
+    edges = [(i, j) for i, j in graph.edges() if abs(lon[i] - lon[j]) < np.pi]
+    nx.draw_networkx_edges(graph, position, edgelist=edges, ax=ax, arrows=False, width=0.5,
+                           edge_color=edge_color, alpha=0.6)
+    ax.scatter(-lon, lat, c=node_color if node_color is not None else "k", s=6, zorder=3, cmap="viridis")
+    if title:
+        ax.set_title(title, fontsize=10, pad=14)
+    return ax

@@ -1,0 +1,105 @@
+"""Helpers the notebooks share: the repository URL, quiet logs, the size switch, GPU detection.
+
+The size switch is the environment variable ``CRSKY_SIZE``:
+    ``small``  a few hundred maps and one epoch: CI executes every notebook this way;
+    ``cpu``    what 2 CPU cores train in a few minutes;
+    ``gpu``    the textbook's full size (50,000 maps, 10 epochs);
+    unset      ``gpu`` when Keras sees a GPU, else ``cpu``.
+"""
+
+import contextlib
+import dataclasses
+import importlib.util
+import logging
+import os
+import sys
+import warnings
+
+# Where the course lives; the notebooks' set-up cells and badges use this URL (a CI test
+# checks that every notebook agrees with it).
+REPO_URL = "https://github.com/crsky-course/crsky"
+
+
+@contextlib.contextmanager
+def _stderr_discarded():
+    """Send file descriptor 2 (where C++ libraries log) to /dev/null for a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def quiet():
+    """Keep TensorFlow's and absl's log lines off stderr (nbgrader scores a test cell
+    with any stderr output as 0). Call before importing keras.
+
+    TensorFlow prints C++ start-up notices (oneDNN, absl) that no log level silences;
+    it is imported here once with those discarded. Import errors still raise.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow" and importlib.util.find_spec("tensorflow"):
+        with _stderr_discarded():
+            import tensorflow  # noqa: F401
+
+
+def has_gpu():
+    """True when the active Keras backend sees a GPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return bool(tf.config.list_physical_devices("GPU"))
+        if backend == "jax":
+            import jax
+
+            return any(d.platform == "gpu" for d in jax.devices())
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.is_available()
+    except Exception:
+        return False
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    """How much data and training a notebook uses."""
+
+    name: str
+    n_maps: int
+    epochs: int
+    batch_size: int = 64
+
+
+SIZES = {
+    "small": Size("small", n_maps=600, epochs=1),
+    "cpu": Size("cpu", n_maps=20000, epochs=6),
+    "gpu": Size("gpu", n_maps=50000, epochs=10),
+}
+
+
+def size(verbose=True):
+    """The :class:`Size` chosen by ``CRSKY_SIZE`` or, when unset, by the hardware."""
+    name = os.environ.get("CRSKY_SIZE", "").strip().lower()
+    if name and name not in SIZES:
+        raise ValueError(f"CRSKY_SIZE must be one of {sorted(SIZES)} or unset, got {name!r}.")
+    reason = "CRSKY_SIZE"
+    if not name:
+        name, reason = ("gpu", "a GPU was found") if has_gpu() else ("cpu", "no GPU was found")
+    chosen = SIZES[name]
+    if verbose:
+        print(f"size {chosen.name!r} ({reason}): {chosen.n_maps} sky maps, {chosen.epochs} epochs")
+    return chosen

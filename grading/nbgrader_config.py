@@ -1,0 +1,28 @@
+"""nbgrader configuration of the course. The repository root is the course directory:
+``solutions/`` holds the instructor notebooks (nbgrader's source) and ``notebooks/`` the
+student notebooks (the release); a class's submissions and the gradebook live in
+``grading/course/`` (ignored by git)."""
+
+import os
+
+c = get_config()  # noqa: F821 (provided by nbgrader)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COURSE = os.path.join(ROOT, "grading", "course")
+
+c.CourseDirectory.course_id = "crsky"
+c.CourseDirectory.root = ROOT
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "notebooks"
+c.CourseDirectory.submitted_directory = os.path.join(COURSE, "submitted")
+c.CourseDirectory.autograded_directory = os.path.join(COURSE, "autograded")
+c.CourseDirectory.feedback_directory = os.path.join(COURSE, "feedback")
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE, "gradebook.db")
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.keras", "data"]
+c.Exchange.root = os.path.join(COURSE, "exchange")
+
+# Every cell has at most this many seconds at autograde (an infinite loop costs one cell).
+c.Execute.timeout = 120
+c.ExecutePreprocessor.kernel_name = "python3"
+# The student's trained model is theirs: never replaced by a file from the source folder.
+c.Autograde.exclude_overwriting = {"03_training": ["dgcnn.keras"]}
