@@ -24,6 +24,9 @@ CONFIGS = {
     "tensorflow-eager": ("tensorflow", {"run_eagerly": True}),
     "jax": ("jax", {"jit_compile": True}),
     "torch": ("torch", {"jit_compile": False}),
+    # The same model with bench/naive_edgeconv.py's layer: the baseline the ratios show.
+    "naive-tensorflow+xla": ("tensorflow", {"jit_compile": True}),
+    "naive-jax": ("jax", {"jit_compile": True}),
 }
 BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
@@ -36,6 +39,7 @@ def worker(config, steps, warmup, batch_size):
     import keras
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from crsky.models import build_reference_model
 
     _, options = CONFIGS[config]
@@ -46,7 +50,12 @@ def worker(config, steps, warmup, batch_size):
     inputs = [xyz.astype("float32"), np.concatenate([energy, xyz], -1).astype("float32")]
     labels = keras.utils.to_categorical(rng.integers(0, 2, batch_size), 2)
 
-    model = build_reference_model()
+    if config.startswith("naive-"):
+        from naive_edgeconv import build_naive_reference_model
+
+        model = build_naive_reference_model()
+    else:
+        model = build_reference_model()
     model.compile(
         loss="binary_crossentropy",
         optimizer=keras.optimizers.Adam(3e-3, weight_decay=1e-4),
@@ -77,7 +86,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first, compilation included")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=None,
-                        help="configurations to run (default: every one whose backend is installed, but eager)")
+                        help="configurations to run (default: every one whose backend is installed, "
+                             "but eager and the naive ones)")
     parser.add_argument("--worker", choices=sorted(CONFIGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -86,7 +96,8 @@ def main():
 
     configs = args.configs or [
         name for name, (backend, _) in CONFIGS.items()
-        if name != "tensorflow-eager" and importlib.util.find_spec(BACKEND_MODULE[backend])
+        if name != "tensorflow-eager" and not name.startswith("naive")
+        and importlib.util.find_spec(BACKEND_MODULE[backend])
     ]
     print(f"reference DGCNN, batch {args.batch_size}, {args.steps} timed steps after {args.warmup} warm-up; "
           f"{os.cpu_count()} CPU cores")

@@ -5,6 +5,7 @@ The size switch is the environment variable ``CRSKY_SIZE``:
     ``cpu``    what 2 CPU cores train in a few minutes;
     ``gpu``    the textbook's full size (50,000 maps, 10 epochs);
     unset      ``gpu`` when Keras sees a GPU, else ``cpu``.
+Under nbgrader's autograde it is always ``small``: nothing is trained there.
 """
 
 import contextlib
@@ -86,7 +87,7 @@ class Size:
 
 SIZES = {
     "small": Size("small", n_maps=600, epochs=1),
-    "cpu": Size("cpu", n_maps=20000, epochs=6),
+    "cpu": Size("cpu", n_maps=30000, epochs=5),
     "gpu": Size("gpu", n_maps=50000, epochs=10),
 }
 
@@ -97,7 +98,9 @@ def size(verbose=True):
     if name and name not in SIZES:
         raise ValueError(f"CRSKY_SIZE must be one of {sorted(SIZES)} or unset, got {name!r}.")
     reason = "CRSKY_SIZE"
-    if not name:
+    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
+        name, reason = "small", "autograding: nothing is trained, saved models are graded"
+    elif not name:
         name, reason = ("gpu", "a GPU was found") if has_gpu() else ("cpu", "no GPU was found")
     chosen = SIZES[name]
     if verbose:

@@ -1,23 +1,25 @@
 """The main job, end to end: simulate sky maps, train the reference DGCNN, evaluate it
 on the test split next to the pair-count baseline, and write plots and a summary.
 
-    python -m crsky.main                       # CPU-sized default, a few minutes
+    python -m crsky.main                       # CPU-sized default, about 8 minutes on 2 cores
     python -m crsky.main --n-maps 50000 --epochs 10   # the full exercise (GPU)
 """
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
+
+from crsky.course import SIZES
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m crsky.main", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="textbook")
-    parser.add_argument("--n-maps", type=int, default=int(os.environ.get("CRSKY_N_MAPS", 12000)),
-                        help="maps to simulate; the last fifth (at most 10,000) is the test set")
-    parser.add_argument("--epochs", type=int, default=int(os.environ.get("CRSKY_EPOCHS", 6)))
+    parser.add_argument("--n-maps", type=int, default=SIZES["cpu"].n_maps,
+                        help="maps to simulate; the last fifth (at most 10,000) is the test set "
+                             f"(default {SIZES['cpu'].n_maps}: the notebooks' CPU size)")
+    parser.add_argument("--epochs", type=int, default=SIZES["cpu"].epochs)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default="out", help="folder for plots, model and summary")
@@ -25,7 +27,10 @@ def main(argv=None):
 
     import matplotlib
 
+    from crsky import course
+
     matplotlib.use("Agg")
+    course.quiet()
     import keras
     import numpy as np
 

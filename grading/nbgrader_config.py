@@ -24,5 +24,8 @@ c.Exchange.root = os.path.join(COURSE, "exchange")
 # Every cell has at most this many seconds at autograde (an infinite loop costs one cell).
 c.Execute.timeout = 120
 c.ExecutePreprocessor.kernel_name = "python3"
+# A test cell a student deleted is put back from the gradebook (nbgrader's default would
+# score it 0 without a word).
+c.OverwriteCells.add_missing_cells = True
 # The student's trained model is theirs: never replaced by a file from the source folder.
 c.Autograde.exclude_overwriting = {"03_training": ["dgcnn.keras"]}

@@ -1,0 +1,48 @@
+"""Benchmark: grading cost per submission for a generated class.
+
+Every student submits all four notebooks answered with the solutions, and a trained
+model for notebook 3; the whole pipeline runs (release, autograde, feedback, export).
+
+    python bench/grading.py --students 30
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "grading"))
+
+import grade as pipeline  # noqa: E402
+from samples import answered, submit  # noqa: E402
+
+MODEL = ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, default=30)
+    parser.add_argument("--no-sandbox", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        subs = Path(tmp) / "submissions"
+        notebooks = {a: answered(a) for a in pipeline.ASSIGNMENTS}
+        for i in range(args.students):
+            for assignment, nb in notebooks.items():
+                submit(subs, f"student{i:03d}", assignment, nb, model=MODEL if assignment == "03_training" else None)
+        start = time.perf_counter()
+        rows = pipeline.grade(subs, Path(tmp) / "results", Path(tmp) / "work", seed=4242, timeout_s=120,
+                              sandbox=not args.no_sandbox, quiet=True)
+        elapsed = time.perf_counter() - start
+    n_notebooks = args.students * len(pipeline.ASSIGNMENTS)
+    full = sum(r["score"] == r["max_score"] for r in rows)
+    print(f"graded {args.students} students x {len(pipeline.ASSIGNMENTS)} notebooks in {elapsed:.0f} s on "
+          f"{os.cpu_count()} cores: {elapsed / args.students:.1f} s per student (all four notebooks), "
+          f"{elapsed / n_notebooks:.1f} s per notebook; {full} of {len(rows)} notebooks at full autograded points")
+
+
+if __name__ == "__main__":
+    main()
