@@ -18,7 +18,9 @@ c.CourseDirectory.submitted_directory = os.path.join(COURSE, "submitted")
 c.CourseDirectory.autograded_directory = os.path.join(COURSE, "autograded")
 c.CourseDirectory.feedback_directory = os.path.join(COURSE, "feedback")
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE, "gradebook.db")
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.keras", "data"]
+# Students' files beside a notebook (the trained dgcnn.keras) must reach the autograder: only
+# editor and cache clutter is ignored. Never leave a trained model in solutions/: it would be released.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "data"]
 c.Exchange.root = os.path.join(COURSE, "exchange")
 
 # Every cell has at most this many seconds at autograde (an infinite loop costs one cell).

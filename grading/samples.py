@@ -27,9 +27,9 @@ def answered(assignment, replace=None, drop_test=None, edit_test=None):
             source = (replace or {}).get(grade_id, solution[grade_id])
             cell.source = "\n".join(line for line in source.splitlines() if "### BEGIN SOLUTION" not in line
                                     and "### END SOLUTION" not in line)
-        if grade_id == drop_test:
+        if grade_id is not None and grade_id == drop_test:
             continue
-        if grade_id == edit_test:
+        if grade_id is not None and grade_id == edit_test:
             cell.source = "pass"
         cells.append(cell)
     nb.cells = cells

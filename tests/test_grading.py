@@ -17,7 +17,7 @@ import grade as pipeline  # noqa: E402
 from samples import answered, submit  # noqa: E402
 
 GOOD_MODEL = ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras"
-TIMEOUT_S = 20
+TIMEOUT_S = 30
 pytestmark = pytest.mark.grading
 
 
