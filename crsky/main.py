@@ -20,7 +20,7 @@ def main(argv=None):
                         help="maps to simulate; the last fifth (at most 10,000) is the test set "
                              f"(default {SIZES['cpu'].n_maps}: the notebooks' CPU size)")
     parser.add_argument("--epochs", type=int, default=SIZES["cpu"].epochs)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=SIZES["cpu"].batch_size)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default="out", help="folder for plots, model and summary")
     args = parser.parse_args(argv)
