@@ -38,10 +38,12 @@ def main():
                               sandbox=not args.no_sandbox, quiet=True)
         elapsed = time.perf_counter() - start
     n_notebooks = args.students * len(pipeline.ASSIGNMENTS)
-    full = sum(r["score"] == r["max_score"] for r in rows)
+    clean = sum(not r["failed_tests"] and not r["errors"] for r in rows)
+    manual = sum(bool(r["needs_manual_grade"]) for r in rows)
     print(f"graded {args.students} students x {len(pipeline.ASSIGNMENTS)} notebooks in {elapsed:.0f} s on "
           f"{os.cpu_count()} cores: {elapsed / args.students:.1f} s per student (all four notebooks), "
-          f"{elapsed / n_notebooks:.1f} s per notebook; {full} of {len(rows)} notebooks at full autograded points")
+          f"{elapsed / n_notebooks:.1f} s per notebook; {clean} of {len(rows)} notebooks passed every test "
+          f"({manual} await manual grading of the written answer)")
 
 
 if __name__ == "__main__":

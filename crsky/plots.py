@@ -1,8 +1,8 @@
 """Plots: sky maps on the Hammer projection, energy spectra, training curves, ROC curves."""
 
 import matplotlib
-
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 from sklearn.metrics import roc_curve
 
@@ -80,6 +80,7 @@ def training_curves(history):
         if "val_" + metric in values:
             ax.plot(epochs, values["val_" + metric], "o-", label="validation")
         ax.set(xlabel="epoch", ylabel=metric)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
