@@ -45,17 +45,17 @@ def skymap(sky_map, source_id=None, ax=None, title=None, colorbar=True, vmin=40,
     if colorbar:
         plt.colorbar(points, ax=ax, orientation="horizontal", shrink=0.6, pad=0.08, label="energy (EeV)")
     if title:
-        ax.set_title(title, fontsize=10, pad=14)
+        ax.set_title(title, fontsize=10, pad=22)
     return ax
 
 
 def skymap_pair(isotropic_map, signal_map, signal_source_id=None):
     """An isotropic map beside a signal map (sources outlined). Returns the figure."""
-    fig = plt.figure(figsize=(13, 4.2))
+    fig = plt.figure(figsize=(13, 4.8))
     skymap(isotropic_map, ax=fig.add_subplot(121, projection="hammer"), title="isotropic (label 0)")
     skymap(signal_map, signal_source_id, ax=fig.add_subplot(122, projection="hammer"),
            title="with streets (label 1)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig
 
 
