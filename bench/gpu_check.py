@@ -94,7 +94,7 @@ def torch_peer(x_train, y_train, x_test, y_test, epochs, batch_size, compile_mod
     model = DGCNN().to(device)
     step = torch.compile(model) if compile_model else model
     points, features = tensors(x_train)
-    labels = torch.tensor(y_train, device=device)
+    labels = torch.tensor(y_train, dtype=torch.long, device=device)
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
