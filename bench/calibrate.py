@@ -18,7 +18,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 
 from crsky.baseline import evaluate_pair_count  # noqa: E402
 from crsky.simulate import PRESETS, simulate  # noqa: E402
