@@ -106,5 +106,6 @@ def size(verbose=True):
         name, reason = ("gpu", "a GPU was found") if has_gpu() else ("cpu", "no GPU was found")
     chosen = SIZES[name]
     if verbose:
-        print(f"size {chosen.name!r} ({reason}): {chosen.n_maps} sky maps, {chosen.epochs} epochs")
+        print(f"size {chosen.name!r} ({reason}): {chosen.n_maps} sky maps, {chosen.epochs} epochs, "
+              f"batches of {chosen.batch_size}")
     return chosen
