@@ -175,9 +175,9 @@ def simulate_block(params, seed, block):
     # A detector sees a cosmic ray with a probability given by its exposure where it lands:
     # the ones it misses leave their slot to the background cosmic ray already drawn there.
     seen = np.ones(len(arrival), dtype=bool) if exposure is None else rng.random(len(arrival)) < exposure(arrival)
-    slots = (map_index[seen], np.tile(np.arange(n_signal), len(signal_maps))[seen])
-    directions[slots] = arrival[seen]
-    source_id[map_index[~seen], np.tile(np.arange(n_signal), len(signal_maps))[~seen]] = -1
+    slot_index = np.tile(np.arange(n_signal), len(signal_maps))
+    directions[map_index[seen], slot_index[seen]] = arrival[seen]
+    source_id[map_index[~seen], slot_index[~seen]] = -1
 
     # Shuffle each map so that the position of a cosmic ray in the list carries no label.
     order = np.argsort(rng.random((n_maps, n_events)), axis=1)
