@@ -12,6 +12,7 @@ teaching (``source_id`` (n, 500): -1 background, else the source's index;
 The textbook's split: the last 10,000 maps (or a fifth of a smaller file) are the test set.
 """
 
+import contextlib
 import os
 import tempfile
 import zipfile
@@ -33,6 +34,21 @@ class DataFileError(ValueError):
 
 
 # ------------------------------------------------------------------ writing
+@contextlib.contextmanager
+def _atomic_file(path, suffix=".tmp"):
+    """Yield a temporary path beside ``path``; it becomes ``path`` (by rename) only when the
+    block ends without an exception, and is removed otherwise: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def _write_npy_header(handle, dtype, shape):
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
     np.lib.format.write_array_header_2_0(handle, header)
@@ -47,13 +63,10 @@ def write_simulation(path, params, n_maps, seed, chunk_size=5000, processes=1, p
     """
     params = get_preset(params) if isinstance(params, str) else params
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     labels = np.empty(n_maps, dtype=np.int32)
     source_id = np.empty((n_maps, params.n_events), dtype=np.int8)
     source_direction = np.empty((n_maps, params.n_sources, 3), dtype=np.float32)
-    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    with _atomic_file(path) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
             with archive.open("data.npy", "w", force_zip64=True) as stream:
                 _write_npy_header(stream, np.float32, (n_maps, params.n_events, 4))
@@ -71,27 +84,14 @@ def write_simulation(path, params, n_maps, seed, chunk_size=5000, processes=1, p
             for key, value in extras.items():
                 with archive.open(key + ".npy", "w", force_zip64=True) as stream:
                     np.lib.format.write_array(stream, value, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
 def save_arrays(path, **arrays):
     """Write arrays to ``path`` (.npz) atomically: a temporary file, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        with open(tmp, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with _atomic_file(path) as tmp, open(tmp, "wb") as stream:
+        np.savez(stream, **arrays)
+    return Path(path)
 
 
 # --------------------------------------------------------------- validation
@@ -193,12 +193,9 @@ def fetch_original(cache_dir=DEFAULT_CACHE, quiet=True):
     target = cache_dir / ORIGINAL_NAME
     if target.is_file():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=ORIGINAL_NAME + ".", suffix=".part", dir=cache_dir)
-    os.close(handle)
-    try:
-        import gdown
+    import gdown
 
+    with _atomic_file(target, suffix=".part") as tmp:
         try:
             result = gdown.download(id=ORIGINAL_FILE_ID, output=tmp, quiet=quiet)
         except Exception as error:  # network errors, Drive quota pages, ...
@@ -207,10 +204,7 @@ def fetch_original(cache_dir=DEFAULT_CACHE, quiet=True):
         if result is None:
             raise DataFileError("could not download the textbook's data from Google Drive (gdown returned nothing).")
         load_file(tmp)  # a bad download is never cached
-        os.replace(tmp, target)
-        return target
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    return target
 
 
 def load_sky_maps(source="simulate", preset="textbook", n_maps=50000, seed=1, cache_dir=DEFAULT_CACHE,
