@@ -47,9 +47,13 @@ def knn_indices(points, k):
 
     Returns:
         int tensor ``(batch, P, k)``: neighbour indices ordered by increasing distance.
-        No gradient flows through the graph.
+        No gradient flows through the graph. Distances are computed in float32 even
+        under a mixed-precision policy: in bfloat16 the expansion below cancels
+        catastrophically for nearby unit vectors and picks wrong neighbours.
     """
     points = ops.stop_gradient(points)
+    if keras.backend.standardize_dtype(points.dtype) in ("float16", "bfloat16"):
+        points = ops.cast(points, "float32")
     squared_norm = ops.sum(points * points, axis=-1, keepdims=True)  # (B, P, 1)
     inner = ops.matmul(points, ops.transpose(points, (0, 2, 1)))  # (B, P, P)
     distance = squared_norm - 2.0 * inner + ops.transpose(squared_norm, (0, 2, 1))

@@ -78,6 +78,20 @@ def test_knn_matches_brute_force_and_excludes_self():
     assert not np.any(indices == own)
 
 
+def test_knn_in_float32_under_bfloat16_inputs():
+    """Mixed precision feeds the layer bfloat16; neighbours on the sky must not change."""
+    rng = np.random.default_rng(3)
+    sky = rng.normal(size=(2, 300, 3))
+    sky /= np.linalg.norm(sky, axis=-1, keepdims=True)
+    bf16 = keras.ops.convert_to_tensor(sky, "bfloat16")
+    rounded = keras.ops.convert_to_numpy(keras.ops.cast(bf16, "float32")).astype("float64")
+    indices = keras.ops.convert_to_numpy(knn_indices(bf16, 8))
+    expected = brute_force_knn(rounded, 8)
+    # The same neighbour sets (the order of exact ties may differ).
+    agreement = np.mean(np.sort(indices, -1) == np.sort(expected, -1))
+    assert agreement > 0.995, f"only {agreement:.3f} of the neighbours agree with float64"
+
+
 def test_self_excluded_even_for_coincident_points():
     points, _ = random_inputs(batch=1, num_points=10)
     points[0, 1] = points[0, 0]  # two cosmic rays from exactly the same direction
