@@ -71,13 +71,40 @@ def worker(config, steps, warmup, batch_size):
         loss = model.train_on_batch(inputs, labels)
     elapsed = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    device, device_peak_mb = gpu_peak_memory_mb()
     print(json.dumps({
         "config": config,
         "ms_per_step": 1000 * elapsed / steps,
         "warmup_s": first,
         "peak_rss_mb": peak_mb,
+        "device": device,
+        "gpu_peak_mb": device_peak_mb,
         "loss": float(np.ravel(loss)[0]),
     }))
+
+
+def gpu_peak_memory_mb():
+    """``(device name, peak GPU memory in MB)`` of this process, ``("cpu", None)`` without a GPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform == "gpu":
+            return device.device_kind, (device.memory_stats() or {}).get("peak_bytes_in_use", 0) / 2**20
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(), torch.cuda.max_memory_allocated() / 2**20
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            return "GPU:0", tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    return "cpu", None
 
 
 def main():
@@ -117,8 +144,9 @@ def main():
             continue
         results.append(json.loads(lines[-1]))
         r = results[-1]
-        print(f"{config:18s} {r['ms_per_step']:8.1f} ms/step   warm-up {r['warmup_s']:6.1f} s   "
-              f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
+        gpu = f"   {r['device']}: peak {r['gpu_peak_mb']:.0f} MB" if r.get("gpu_peak_mb") is not None else ""
+        print(f"{config:18s} {r['ms_per_step']:8.2f} ms/step   warm-up {r['warmup_s']:6.1f} s   "
+              f"peak RSS {r['peak_rss_mb']:7.0f} MB{gpu}", flush=True)
     if len(results) > 1:
         base = results[0]
         print(f"\nratio of ms/step to {base['config']} (same run):")

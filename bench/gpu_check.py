@@ -1,14 +1,19 @@
 """GPU check, sized for one lent H100/H200 run (about 5 minutes): simulate the default data
-set there, train the reference DGCNN with Keras on JAX, and train a plain PyTorch dense
-DGCNN of the same architecture (the peer) in the same run; print s/epoch and test accuracy.
+set there, train the reference DGCNN with Keras on JAX, compare training recipes (batch size,
+steps per execution, mixed precision), time the training step without Keras' loop around it,
+and train a plain PyTorch dense DGCNN of the same architecture (the peer) in the same run.
 
-    KERAS_BACKEND=jax python bench/gpu_check.py --epochs 4            # on the GPU machine
-    KERAS_BACKEND=jax python bench/gpu_check.py --n-maps 2000 --epochs 1 --peer-epochs 1   # CPU smoke test
+    KERAS_BACKEND=jax python bench/gpu_check.py                     # on the GPU machine
+    KERAS_BACKEND=jax python bench/gpu_check.py --n-maps 1500 --epochs 1 --peer-epochs 1 --floor-steps 4
+                                                                     # CPU smoke test
 
-bench/gpu_check.sh runs it on the lent machine with the Keras wheels carried (.whl/).
+bench/gpu_check.sh runs it on the lent machine with the Keras wheels carried (.whl/). Each
+part is timed on its own; a part that fails is reported and the others go on. A summary table
+comes last, and ``--json`` writes every figure to a file.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -16,29 +21,126 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+# name: (batch size, steps per execution, dtype policy, learning rate). The learning rate
+# grows with the square root of the batch size.
+VARIANTS = {
+    "b64": (64, 1, "float32", 3e-3),
+    "b64 spe25": (64, 25, "float32", 3e-3),
+    "b64 spe25 bf16": (64, 25, "mixed_bfloat16", 3e-3),
+    "b256 spe10": (256, 10, "float32", 6e-3),
+}
 
-def keras_run(x_train, y_train, x_test, y_test, epochs, batch_size):
-    import keras
 
-    from crsky.training import evaluate, train_reference
+class EpochTimer(keras.callbacks.Callback):
+    """Records the wall time of each epoch (s)."""
 
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
+    def __init__(self):
+        super().__init__()
+        self.times = []
 
-        def on_epoch_end(self, epoch, logs=None):
-            self.times = getattr(self, "times", []) + [time.perf_counter() - self.start]
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
 
-    timer = EpochTimer()
-    n_val = len(x_train) // 10
-    model, history = train_reference(x_train[:-n_val], y_train[:-n_val], x_train[-n_val:], y_train[-n_val:],
-                                     epochs=epochs, batch_size=batch_size, verbose=2, callbacks=[timer])
-    accuracy, auc, _ = evaluate(model, x_test, y_test)
-    return {"s_per_epoch_first": timer.times[0], "s_per_epoch_rest": float(np.mean(timer.times[1:] or timer.times)),
-            "steps_per_epoch": int(np.ceil((len(x_train) - n_val) / batch_size)), "test_accuracy": accuracy,
-            "test_auc": auc, "val_accuracy": history.history["val_accuracy"]}
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self.start)
+
+
+def train_variant(x_train, y_train, x_test, y_test, epochs, batch_size, steps_per_execution, policy,
+                  learning_rate, validation=None):
+    """Train the reference model with one recipe; s/epoch (first and the median of the rest),
+    test accuracy and AUC."""
+    from crsky.dataset import model_inputs
+    from crsky.models import build_reference_model
+    from crsky.training import compile_stable, evaluate
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(1)
+        model = build_reference_model(bn_momentum=0.9)
+        steps = epochs * int(np.ceil(len(x_train) / batch_size))
+        compile_stable(model, steps, learning_rate, jit_compile=True, steps_per_execution=steps_per_execution)
+        timer = EpochTimer()
+        history = model.fit(model_inputs(x_train), keras.utils.to_categorical(y_train, 2),
+                            validation_data=validation, batch_size=batch_size, epochs=epochs, verbose=2,
+                            callbacks=[timer])
+        accuracy, auc, _ = evaluate(model, x_test, y_test)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    rest = timer.times[1:] or timer.times
+    return {"s_per_epoch_first": timer.times[0], "s_per_epoch": float(np.median(rest)),
+            "steps_per_epoch": int(np.ceil(len(x_train) / batch_size)), "test_accuracy": accuracy,
+            "test_auc": auc, "val_accuracy": history.history.get("val_accuracy"), "model": model}
+
+
+def device_floor(model, x_train, y_train, batch_size, steps):
+    """The training step of ``model`` without Keras' fit loop (JAX only): the same
+    stateless step jitted and called from a Python loop, and ``steps`` steps inside one
+    ``lax.scan`` with the data already on the device; plus the forward pass and the kNN of
+    one batch. Returns ms per call."""
+    import jax
+
+    from edgeconv import knn_indices
+
+    loss_object = keras.losses.BinaryCrossentropy()
+    optimizer = model.optimizer
+
+    def step(state, batch):
+        trainable, non_trainable, optimizer_state = state
+        points, features, labels = batch
+
+        def loss_fn(trainable):
+            predictions, updated = model.stateless_call(trainable, non_trainable, [points, features], training=True)
+            return loss_object(labels, predictions), updated
+
+        (loss, non_trainable), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        trainable, optimizer_state = optimizer.stateless_apply(optimizer_state, grads, trainable)
+        return (trainable, non_trainable, optimizer_state), loss
+
+    def state():
+        return ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
+                [v.value for v in optimizer.variables])
+
+    n = steps * batch_size
+    labels = keras.utils.to_categorical(y_train[:n], 2).astype("float32")
+    data = tuple(jax.device_put(a.reshape(steps, batch_size, *a.shape[1:]))
+                 for a in (x_train[:n, :, :3], np.concatenate([x_train[:n, :, 3:], x_train[:n, :, :3]], -1), labels))
+    results = {}
+
+    one_step = jax.jit(step)
+    first = tuple(a[0] for a in data)
+    out = one_step(state(), first)
+    jax.block_until_ready(out)
+    s = out[0]
+    start = time.perf_counter()
+    for i in range(steps):
+        s, loss = one_step(s, tuple(a[i] for a in data))
+    jax.block_until_ready(loss)
+    results["jit step, python loop"] = 1000 * (time.perf_counter() - start) / steps
+
+    scan = jax.jit(lambda s, xs: jax.lax.scan(step, s, xs))
+    jax.block_until_ready(scan(state(), data))
+    start = time.perf_counter()
+    s, losses = scan(state(), data)
+    jax.block_until_ready(losses)
+    results["lax.scan over the steps"] = 1000 * (time.perf_counter() - start) / steps
+    if not np.all(np.isfinite(np.asarray(losses))):
+        raise ValueError("the scanned training produced non-finite losses")
+
+    trainable, non_trainable, _ = state()
+    forward = jax.jit(lambda p, f: model.stateless_call(trainable, non_trainable, [p, f], training=False)[0])
+    knn = jax.jit(lambda p: knn_indices(p, 8))
+    for name, fn in (("forward pass", lambda i: forward(data[0][i], data[1][i])),
+                     ("kNN of one layer", lambda i: knn(data[0][i]))):
+        jax.block_until_ready(fn(0))
+        start = time.perf_counter()
+        for i in range(steps):
+            out = fn(i)
+        jax.block_until_ready(out)
+        results[name] = 1000 * (time.perf_counter() - start) / steps
+    return results
 
 
 def torch_peer(x_train, y_train, x_test, y_test, epochs, batch_size, compile_model):
@@ -118,51 +220,97 @@ def torch_peer(x_train, y_train, x_test, y_test, epochs, batch_size, compile_mod
     with torch.no_grad():
         predictions = torch.cat([model(test_points[i:i + 500], test_features[i:i + 500]).argmax(1)
                                  for i in range(0, len(x_test), 500)]).cpu().numpy()
-    return {"s_per_epoch_first": times[0], "s_per_epoch_rest": float(np.mean(times[1:] or times)),
-            "test_accuracy": float(np.mean(predictions == y_test)), "parameters": sum(p.numel() for p in model.parameters())}
+    return {"s_per_epoch_first": times[0], "s_per_epoch": float(np.median(times[1:] or times)),
+            "test_accuracy": float(np.mean(predictions == y_test)),
+            "parameters": sum(p.numel() for p in model.parameters())}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-maps", type=int, default=50000)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--n-maps", type=int, default=50000, help="maps simulated (the last fifth, at most 10,000, is the test set)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs of the reference run and of each recipe")
+    parser.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--floor-steps", type=int, default=200, help="steps timed without Keras' loop (0: skip)")
     parser.add_argument("--peer-epochs", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-compile", action="store_true", help="run the PyTorch peer eagerly only")
+    parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args()
-
-    import keras
 
     from crsky.dataset import train_test_split
     from crsky.simulate import simulate
 
-    start = time.perf_counter()
-    sim = simulate("textbook", args.n_maps, seed=1, processes=min(8, os.cpu_count() or 1))
-    print(f"simulated {args.n_maps} maps in {time.perf_counter() - start:.1f} s", flush=True)
-    (x_train, y_train), (x_test, y_test) = train_test_split(sim)
-    keras.utils.set_random_seed(1)
-    devices = "?"
+    report = {"argv": sys.argv[1:]}
     try:
         import jax
 
-        devices = ", ".join(d.device_kind for d in jax.devices())
-    except Exception:
-        pass
-    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, devices: {devices}", flush=True)
-    result = keras_run(x_train, y_train, x_test, y_test, args.epochs, args.batch_size)
-    print(f"KERAS/{keras.backend.backend()}: first epoch {result['s_per_epoch_first']:.2f} s (compilation), "
-          f"then {result['s_per_epoch_rest']:.2f} s/epoch ({1000 * result['s_per_epoch_rest'] / result['steps_per_epoch']:.2f} ms/step); "
-          f"test accuracy {result['test_accuracy']:.4f}, AUC {result['test_auc']:.4f}", flush=True)
-    for compile_model in ([False] if args.no_compile else [False, True]):
+        report["devices"] = ", ".join(d.device_kind for d in jax.devices())
+        report["jax"] = jax.__version__
+    except Exception as error:
+        report["devices"] = f"? ({error})"
+    report["keras"] = f"{keras.__version__} ({keras.backend.backend()})"
+    print(f"keras {report['keras']}, jax {report.get('jax')}, devices: {report['devices']}", flush=True)
+
+    start = time.perf_counter()
+    sim = simulate("textbook", args.n_maps, seed=1, processes=min(8, os.cpu_count() or 1))
+    report["simulate_s"] = time.perf_counter() - start
+    print(f"simulated {args.n_maps} maps in {report['simulate_s']:.1f} s "
+          f"({args.n_maps / report['simulate_s']:.0f} maps/s)", flush=True)
+    (x_train, y_train), (x_test, y_test) = train_test_split(sim)
+    print(f"{len(x_train)} training maps, {len(x_test)} test maps", flush=True)
+
+    def part(name, fn):
+        print(f"\n== {name}", flush=True)
+        start = time.perf_counter()
         try:
-            peer = torch_peer(x_train, y_train, x_test, y_test, args.peer_epochs, args.batch_size, compile_model)
-        except Exception as error:  # the peer is a comparison, not the product
-            print(f"PYTORCH peer ({'compiled' if compile_model else 'eager'}) failed: {type(error).__name__}: {error}")
+            result = fn()
+        except Exception as error:  # every part is reported; one failure does not stop the rest
+            import traceback
+
+            traceback.print_exc()
+            result = {"error": f"{type(error).__name__}: {error}"}
+        result["wall_s"] = time.perf_counter() - start
+        report[name] = result
+        print(f"-> {name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                        for k, v in result.items() if k not in ("model", "val_accuracy")), flush=True)
+        if args.json:  # after every part, so that a run cut short keeps what it measured
+            with open(args.json, "w") as f:
+                json.dump({k: ({kk: vv for kk, vv in v.items() if kk != "model"} if isinstance(v, dict) else v)
+                           for k, v in report.items()}, f, indent=1, default=str)
+        return result
+
+    # 1. The recipe the notebooks use (batch 64, jit), then the alternatives, each trained
+    #    from the same seed on all the training maps (the epoch the goal is stated for).
+    runs = {}
+    for name in args.variants:
+        batch_size, spe, policy, lr = VARIANTS[name]
+        runs[name] = part(f"recipe {name}", lambda: train_variant(x_train, y_train, x_test, y_test, args.epochs,
+                                                                  batch_size, spe, policy, lr))
+
+    # 2. The step without Keras' loop around it.
+    reference = runs.get("b64", {})
+    if args.floor_steps and keras.backend.backend() == "jax" and "model" in reference:
+        part("device floor, batch 64", lambda: device_floor(reference["model"], x_train, y_train, 64, args.floor_steps))
+
+    # 3. The PyTorch peer.
+    for compile_model in ([False] if args.no_compile else [False, True]):
+        part(f"pytorch peer ({'torch.compile' if compile_model else 'eager'})", lambda: torch_peer(
+            x_train, y_train, x_test, y_test, args.peer_epochs, 64, compile_model))
+
+    print(f"\n== summary ({report['devices']}; keras {report['keras']}; {len(x_train)} training maps, "
+          f"{args.epochs} epochs)")
+    print(f"{'run':52s} {'s/epoch':>8s} {'ms/step':>8s} {'1st epoch':>9s} {'test acc':>8s} {'AUC':>6s}")
+    for name, r in report.items():
+        if not isinstance(r, dict) or "s_per_epoch" not in r:
+            if isinstance(r, dict) and "error" in r:
+                print(f"{name:52s} FAILED: {r['error'][:60]}")
             continue
-        print(f"PYTORCH peer ({'torch.compile' if compile_model else 'eager'}, {peer['parameters']} parameters): "
-              f"first epoch {peer['s_per_epoch_first']:.2f} s, then {peer['s_per_epoch_rest']:.2f} s/epoch; "
-              f"test accuracy {peer['test_accuracy']:.4f}; Keras/{keras.backend.backend()} is "
-              f"{peer['s_per_epoch_rest'] / result['s_per_epoch_rest']:.2f}x faster per epoch", flush=True)
+        steps = r.get("steps_per_epoch", int(np.ceil(len(x_train) / 64)))
+        print(f"{name:52s} {r['s_per_epoch']:8.2f} {1000 * r['s_per_epoch'] / steps:8.2f} "
+              f"{r['s_per_epoch_first']:9.1f} {r['test_accuracy']:8.4f} {r.get('test_auc', float('nan')):6.3f}")
+    floor = report.get("device floor, batch 64", {})
+    for name, ms in floor.items():
+        if name not in ("wall_s", "error"):
+            print(f"  floor: {name:40s} {ms:8.3f} ms/call")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_mome
     x = EdgeConv(kernel(nodes[2]), next_neighbors=k, agg_func=agg_func)([x, x])  # dynamic graph
     x = layers.Activation("relu")(x)
     x = layers.GlobalAveragePooling1D(name="embedding")(x)
-    out = layers.Dense(2, name="classification", activation="softmax")(x)
+    # float32 output even under a mixed-precision policy (a stable softmax and loss).
+    out = layers.Dense(2, name="classification", activation="softmax", dtype="float32")(x)
     return keras.Model([points_input, feats_input], out, name="dgcnn")
 
 

@@ -18,7 +18,7 @@ from crsky.dataset import model_inputs
 from crsky.models import build_reference_model
 
 
-def compile_stable(model, steps, learning_rate=3e-3, weight_decay=1e-4, jit_compile="auto"):
+def compile_stable(model, steps, learning_rate=3e-3, weight_decay=1e-4, jit_compile="auto", steps_per_execution=1):
     """Compile with Adam and a cosine-decaying learning rate over ``steps`` training steps."""
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
     model.compile(
@@ -26,6 +26,7 @@ def compile_stable(model, steps, learning_rate=3e-3, weight_decay=1e-4, jit_comp
         optimizer=keras.optimizers.Adam(schedule, weight_decay=weight_decay),
         metrics=["accuracy"],
         jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
     )
     return model
 
