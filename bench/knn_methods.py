@@ -1,0 +1,186 @@
+"""Benchmark: ways to find the k nearest neighbours inside EdgeConv, alone and in training.
+
+On an H200 the kNN search (``top_k`` over the ``(batch, P, P)`` distance matrix) took most
+of the reference model's step (bench/gpu_check.py: 0.75 ms of one layer's kNN against a
+2.6 ms training step). This compares, on the same inputs and checked to select the same
+neighbours as ``top_k``:
+
+    top_k       keras.ops.top_k on the negated distances (the layer's method);
+    select      k passes of a min reduction, each taking the next (distance, index) pair
+                in lexicographic order (exact, also for ties; only reductions);
+    chunked     top_k within chunks of the row, then top_k among the chunk winners;
+    argsort     a full argsort, sliced.
+
+Then it trains the reference model with each method (patched into the layer) for a few
+epochs and prints s/epoch and test accuracy.
+
+    KERAS_BACKEND=jax python bench/knn_methods.py                # GPU machine
+    KERAS_BACKEND=jax python bench/knn_methods.py --n-maps 1500 --epochs 1 --calls 3
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import ops  # noqa: E402
+
+import edgeconv  # noqa: E402
+
+TOP_K = edgeconv.knn_indices
+
+
+def distances(points):
+    """Squared distances ``(B, P, P)`` with +inf on the diagonal, as the layer computes them."""
+    points = ops.stop_gradient(points)
+    squared_norm = ops.sum(points * points, axis=-1, keepdims=True)
+    distance = squared_norm - 2.0 * ops.matmul(points, ops.transpose(points, (0, 2, 1))) \
+        + ops.transpose(squared_norm, (0, 2, 1))
+    position = ops.arange(ops.shape(points)[1])
+    return ops.where(ops.expand_dims(position, 1) == ops.expand_dims(position, 0), float("inf"), distance)
+
+
+def knn_select(points, k):
+    distance = distances(points)
+    num_points = ops.shape(points)[1]
+    position = ops.arange(num_points)
+    chosen, value, index = [], None, None
+    for _ in range(k):
+        if value is None:
+            candidates = distance
+        else:
+            later = (distance > value) | ((distance == value) & (position > index))
+            candidates = ops.where(later, distance, float("inf"))
+        value = ops.min(candidates, axis=-1, keepdims=True)
+        index = ops.min(ops.where(candidates == value, position, num_points), axis=-1, keepdims=True)
+        chosen.append(index[..., 0])
+    return ops.stack(chosen, axis=-1)
+
+
+def knn_chunked(points, k, chunks=20):
+    distance = distances(points)
+    shape = ops.shape(distance)
+    num_points = shape[2]
+    width = -(-num_points // chunks)
+    padded = ops.pad(distance, [(0, 0), (0, 0), (0, chunks * width - num_points)], constant_values=float("inf"))
+    blocks = ops.reshape(padded, (shape[0], shape[1], chunks, width))
+    values, local = ops.top_k(-blocks, k=min(k, width), sorted=True)  # (B, P, chunks, k)
+    base = ops.reshape(ops.arange(chunks) * width, (1, 1, chunks, 1))
+    values = ops.reshape(values, (shape[0], shape[1], -1))
+    candidates = ops.reshape(local + base, (shape[0], shape[1], -1))
+    _, best = ops.top_k(values, k=k, sorted=True)
+    return ops.take_along_axis(candidates, best, axis=-1)
+
+
+def knn_argsort(points, k):
+    return ops.argsort(distances(points), axis=-1)[..., :k]
+
+
+METHODS = {"top_k": TOP_K, "select": knn_select, "chunked": knn_chunked, "argsort": knn_argsort}
+
+
+def timed(fn, inputs, calls):
+    """Median ms per call over 3 rounds of ``calls`` calls, after one warm-up call."""
+    ops.convert_to_numpy(fn(inputs[0]))
+    rounds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for i in range(calls):
+            out = fn(inputs[i % len(inputs)])
+        ops.convert_to_numpy(out)
+        rounds.append(1000 * (time.perf_counter() - start) / calls)
+    return float(np.median(rounds))
+
+
+def compiled(fn, k):
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(lambda p: fn(p, k))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(lambda p: fn(p, k), jit_compile=True)
+    return lambda p: fn(p, k)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS))
+    parser.add_argument("--train", nargs="*", choices=sorted(METHODS), default=["top_k", "select", "chunked"],
+                        help="methods to train the reference model with")
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--n-maps", type=int, default=50000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+
+    devices = "cpu"
+    if keras.backend.backend() == "jax":
+        import jax
+
+        devices = ", ".join(d.device_kind for d in jax.devices())
+    print(f"keras {keras.__version__} ({keras.backend.backend()}), devices: {devices}", flush=True)
+    rng = np.random.default_rng(0)
+    k = 8
+    print(f"\nkNN alone, k = {k}, batch {args.batch_size}, 500 points (ms per call; 'same' = same "
+          f"neighbour sets as top_k on 4 random batches)")
+    for channels in (3, 32):
+        inputs = []
+        for _ in range(4):
+            x = rng.normal(size=(args.batch_size, 500, channels)).astype("float32")
+            if channels == 3:
+                x /= np.linalg.norm(x, axis=-1, keepdims=True)
+            else:
+                x = np.maximum(x, 0)  # like features after ReLU: exact ties at zero
+                x[:, :50] = 0  # fifty points with identical features
+            inputs.append(ops.convert_to_tensor(x))
+        reference = [np.sort(ops.convert_to_numpy(compiled(TOP_K, k)(x)), -1) for x in inputs]
+        for name in args.methods:
+            try:
+                fn = compiled(METHODS[name], k)
+                same = all(np.array_equal(np.sort(ops.convert_to_numpy(fn(x)), -1), r) for x, r in zip(inputs, reference))
+                print(f"  {channels:2d} channels  {name:8s} {timed(fn, inputs, args.calls):8.3f} ms   same: {same}", flush=True)
+            except Exception as error:
+                print(f"  {channels:2d} channels  {name:8s} FAILED {type(error).__name__}: {str(error)[:200]}", flush=True)
+
+    if not args.train:
+        return
+    from crsky.dataset import model_inputs, train_test_split
+    from crsky.models import build_reference_model
+    from crsky.simulate import simulate
+    from crsky.training import compile_stable, evaluate
+
+    sim = simulate("textbook", args.n_maps, seed=1, processes=min(8, os.cpu_count() or 1), progress=False)
+    (x_train, y_train), (x_test, y_test) = train_test_split(sim)
+    print(f"\nreference model, {len(x_train)} training maps, batch {args.batch_size}, {args.epochs} epochs")
+    for name in args.train:
+        edgeconv.knn_indices = METHODS[name]  # EdgeConv.call looks the function up at trace time
+        try:
+            keras.utils.set_random_seed(1)
+            model = build_reference_model(bn_momentum=0.9)
+            steps = args.epochs * int(np.ceil(len(x_train) / args.batch_size))
+            compile_stable(model, steps, jit_compile=True, steps_per_execution=25)
+            times = []
+            for _ in range(args.epochs):
+                start = time.perf_counter()
+                model.fit(model_inputs(x_train), keras.utils.to_categorical(y_train, 2),
+                          batch_size=args.batch_size, epochs=1, verbose=0)
+                times.append(time.perf_counter() - start)
+            accuracy, auc, _ = evaluate(model, x_test, y_test)
+            rest = float(np.median(times[1:] or times))
+            print(f"  {name:8s} {rest:6.2f} s/epoch ({1000 * rest / np.ceil(len(x_train) / args.batch_size):.2f} ms/step; "
+                  f"first {times[0]:.1f} s)   test accuracy {accuracy:.4f}, AUC {auc:.4f}", flush=True)
+        except Exception as error:
+            print(f"  {name:8s} FAILED {type(error).__name__}: {str(error)[:300]}", flush=True)
+        finally:
+            edgeconv.knn_indices = TOP_K
+
+
+if __name__ == "__main__":
+    main()
