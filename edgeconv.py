@@ -38,12 +38,18 @@ def _aggregation_name(agg_func):
     )
 
 
-def knn_indices(points, k):
+def knn_indices(points, k, method="auto"):
     """Indices of the ``k`` nearest neighbours of every point, the point itself excluded.
 
     Args:
         points: tensor ``(batch, P, D)``: coordinates in which distances are measured.
         k: number of neighbours, ``k < P``.
+        method: ``"top_k"`` (one ``top_k`` over each row of distances), ``"select"``
+            (``k`` passes of a min reduction, each taking the next nearest point) or
+            ``"auto"``: ``select`` on a GPU, where it is 2.2x faster than ``top_k``
+            (0.33 vs 0.73 ms for 64 maps of 500 points on an H200, bench/knn_methods.py),
+            ``top_k`` elsewhere (on 2 CPU cores ``select`` is 2x slower). Both give the
+            same neighbours, ties included (the lower index first).
 
     Returns:
         int tensor ``(batch, P, k)``: neighbour indices ordered by increasing distance.
@@ -51,6 +57,8 @@ def knn_indices(points, k):
         under a mixed-precision policy: in bfloat16 the expansion below cancels
         catastrophically for nearby unit vectors and picks wrong neighbours.
     """
+    if method not in ("auto", "top_k", "select"):
+        raise ValueError(f"method must be 'auto', 'top_k' or 'select', got {method!r}.")
     points = ops.stop_gradient(points)
     if keras.backend.standardize_dtype(points.dtype) in ("float16", "bfloat16"):
         points = ops.cast(points, "float32")
@@ -64,8 +72,49 @@ def knn_indices(points, k):
     position = ops.arange(num_points)
     is_self = ops.expand_dims(position, 1) == ops.expand_dims(position, 0)  # (P, P)
     distance = ops.where(is_self, float("inf"), distance)
+    if method == "select" or (method == "auto" and _on_gpu(points)):
+        return _k_smallest_by_selection(distance, k)
     _, indices = ops.top_k(-distance, k=k, sorted=True)
     return indices
+
+
+def _k_smallest_by_selection(distance, k):
+    """Column indices ``(B, P, k)`` of the ``k`` smallest entries of each row of
+    ``distance`` ``(B, P, N)``, smallest first: ``k`` rounds, each taking the next
+    (distance, index) pair in lexicographic order with two read-only min reductions
+    (which a compiler fuses with the comparisons: no sort, nothing written but (B, P))."""
+    num_columns = ops.shape(distance)[-1]
+    position = ops.arange(num_columns)
+    chosen, value, index = [], None, None
+    for _ in range(k):
+        if value is None:
+            candidates = distance
+        else:
+            later = (distance > value) | ((distance == value) & (position > index))
+            candidates = ops.where(later, distance, float("inf"))
+        value = ops.min(candidates, axis=-1, keepdims=True)  # (B, P, 1)
+        index = ops.min(ops.where(candidates == value, position, num_columns), axis=-1, keepdims=True)
+        chosen.append(index[..., 0])
+    return ops.stack(chosen, axis=-1)
+
+
+def _on_gpu(tensor):
+    """Whether the active backend computes ``tensor`` on a GPU (decided when tracing)."""
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            return jax.default_backend() == "gpu"
+        if backend == "torch":
+            return bool(tensor.is_cuda)
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return bool(tf.config.list_logical_devices("GPU"))
+    except Exception:
+        return False
+    return False
 
 
 def gather_neighbors(features, indices):

@@ -233,6 +233,7 @@ def main():
     parser.add_argument("--floor-steps", type=int, default=200, help="steps timed without Keras' loop (0: skip)")
     parser.add_argument("--peer-epochs", type=int, default=4)
     parser.add_argument("--no-compile", action="store_true", help="run the PyTorch peer eagerly only")
+    parser.add_argument("--no-peer", action="store_true", help="skip the PyTorch peer")
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args()
 
@@ -292,7 +293,7 @@ def main():
         part("device floor, batch 64", lambda: device_floor(reference["model"], x_train, y_train, 64, args.floor_steps))
 
     # 3. The PyTorch peer.
-    for compile_model in ([False] if args.no_compile else [False, True]):
+    for compile_model in ([] if args.no_peer else [False] if args.no_compile else [False, True]):
         part(f"pytorch peer ({'torch.compile' if compile_model else 'eager'})", lambda: torch_peer(
             x_train, y_train, x_test, y_test, args.peer_epochs, 64, compile_model))
 

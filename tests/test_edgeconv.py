@@ -70,9 +70,10 @@ def test_matches_brute_force_reference(agg):
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_knn_matches_brute_force_and_excludes_self():
+@pytest.mark.parametrize("method", ["auto", "top_k", "select"])
+def test_knn_matches_brute_force_and_excludes_self(method):
     points, _ = random_inputs(batch=3, num_points=20)
-    indices = keras.ops.convert_to_numpy(knn_indices(points, 5))
+    indices = keras.ops.convert_to_numpy(knn_indices(points, 5, method=method))
     np.testing.assert_array_equal(indices, brute_force_knn(points, 5))
     own = np.arange(20)[None, :, None]
     assert not np.any(indices == own)
@@ -92,12 +93,31 @@ def test_knn_in_float32_under_bfloat16_inputs():
     assert agreement > 0.995, f"only {agreement:.3f} of the neighbours agree with float64"
 
 
-def test_self_excluded_even_for_coincident_points():
+@pytest.mark.parametrize("method", ["top_k", "select"])
+def test_self_excluded_even_for_coincident_points(method):
     points, _ = random_inputs(batch=1, num_points=10)
     points[0, 1] = points[0, 0]  # two cosmic rays from exactly the same direction
-    indices = keras.ops.convert_to_numpy(knn_indices(points, 2))
+    indices = keras.ops.convert_to_numpy(knn_indices(points, 2, method=method))
     assert 0 not in indices[0, 0] and indices[0, 0, 0] == 1
     assert 1 not in indices[0, 1] and indices[0, 1, 0] == 0
+
+
+def test_knn_methods_agree_on_ties():
+    """Many points with identical features (as after a ReLU): both methods take the
+    tied neighbours in the same order, the lower index first, like a stable sort."""
+    rng = np.random.default_rng(5)
+    features = np.maximum(rng.normal(size=(2, 60, 6)), 0).astype("float32")
+    features[:, :25] = 0.0
+    by_top_k = keras.ops.convert_to_numpy(knn_indices(features, 7, method="top_k"))
+    by_select = keras.ops.convert_to_numpy(knn_indices(features, 7, method="select"))
+    np.testing.assert_array_equal(by_select, by_top_k)
+    np.testing.assert_array_equal(by_select[0, 0], [1, 2, 3, 4, 5, 6, 7])  # its 24 twins, lowest first
+
+
+def test_knn_rejects_an_unknown_method():
+    points, _ = random_inputs()
+    with pytest.raises(ValueError, match="method must be 'auto', 'top_k' or 'select', got 'sort'"):
+        knn_indices(points, 3, method="sort")
 
 
 @pytest.mark.parametrize("agg", ["mean", "max"])
