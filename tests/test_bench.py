@@ -23,3 +23,20 @@ def test_naive_reference_model_matches_the_real_one():
     inputs = model_inputs(simulate("textbook", 4, seed=1)["data"])
     np.testing.assert_allclose(np.asarray(naive(inputs, training=False)), np.asarray(real(inputs, training=False)),
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["select", "argmin", "chunked", "argsort"])
+def test_knn_methods_in_the_benchmark_pick_the_same_neighbours(name):
+    """bench/knn_methods.py compares speeds: only fair if every method selects the same graph."""
+    import keras
+    from knn_methods import METHODS
+
+    rng = np.random.default_rng(2)
+    sky = rng.normal(size=(2, 120, 3))
+    sky /= np.linalg.norm(sky, axis=-1, keepdims=True)
+    features = np.maximum(rng.normal(size=(2, 120, 5)), 0)
+    features[:, :30] = 0  # thirty tied points, as after a ReLU
+    for x in (sky.astype("float32"), features.astype("float32")):
+        expected = np.sort(keras.ops.convert_to_numpy(METHODS["top_k"](x, 8)), -1)
+        got = np.sort(keras.ops.convert_to_numpy(METHODS[name](x, 8)), -1)
+        np.testing.assert_array_equal(got, expected)

@@ -1,0 +1,57 @@
+"""All the benchmarks in one run: training speed per Keras backend with the naive layer's
+ratio (bench_training.py), simulator throughput (simulator.py) and grading seconds per
+submission (grading.py), each in its own process, then their headline lines together.
+
+    python bench/all.py             # CPU here: about 10 minutes
+    python bench/all.py --quick     # fewer steps, maps and students: about 4 minutes
+
+bench/gpu_check.sh is the GPU counterpart, for a machine without TensorFlow or nbgrader.
+"""
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    backends = [name for name in ("tensorflow", "jax", "torch") if importlib.util.find_spec(name)]
+    configs = {"tensorflow": ["tensorflow", "tensorflow+xla"], "jax": ["jax"], "torch": ["torch"]}
+    naive = "naive-tensorflow+xla" if "tensorflow" in backends else "naive-jax"
+    runs = [
+        ("training", ["bench_training.py", "--steps", "10" if args.quick else "30", "--configs",
+                      *[c for b in backends for c in configs[b]], naive]),
+        ("simulator", ["simulator.py", "--n-maps", "10000" if args.quick else "50000"]),
+    ]
+    if importlib.util.find_spec("nbgrader"):
+        runs.append(("grading", ["grading.py", "--students", "3" if args.quick else "10"]))
+    else:
+        print("grading: skipped (nbgrader is not installed)")
+    summary = []
+    for name, command in runs:
+        print(f"\n== {name}: {' '.join(command)}", flush=True)
+        start = time.perf_counter()
+        run = subprocess.run([sys.executable, str(BENCH / command[0]), *command[1:]], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        print(run.stdout, end="", flush=True)
+        lines = [line for line in run.stdout.splitlines() if line.strip()]
+        status = "ok" if run.returncode == 0 else f"FAILED (exit {run.returncode})"
+        summary.append((name, status, time.perf_counter() - start, lines))
+    print("\n== summary")
+    for name, status, seconds, lines in summary:
+        print(f"{name}: {status}, {seconds:.0f} s")
+        for line in lines:
+            if any(word in line for word in ("ms/step", "maps/s", "graded ")) or line.strip().endswith("x"):
+                print(f"    {line.strip()}")
+    sys.exit(0 if all(status == "ok" for _, status, _, _ in summary) else 1)
+
+
+if __name__ == "__main__":
+    main()
