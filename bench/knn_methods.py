@@ -36,32 +36,11 @@ import edgeconv  # noqa: E402
 SHIPPED = edgeconv.knn_indices
 
 
-def distances(points):
-    """Squared distances ``(B, P, P)`` with +inf on the diagonal, as the layer computes them."""
-    points = ops.stop_gradient(points)
-    squared_norm = ops.sum(points * points, axis=-1, keepdims=True)
-    distance = squared_norm - 2.0 * ops.matmul(points, ops.transpose(points, (0, 2, 1))) \
-        + ops.transpose(squared_norm, (0, 2, 1))
-    position = ops.arange(ops.shape(points)[1])
-    return ops.where(ops.expand_dims(position, 1) == ops.expand_dims(position, 0), float("inf"), distance)
+distances = edgeconv.pairwise_distances
 
 
 def knn_argmin(points, k):
-    """Like ``select`` with one ``argmin`` per round instead of two min reductions. Exact
-    only where argmin returns the first of tied minima (JAX and NumPy promise it)."""
-    distance = distances(points)
-    position = ops.arange(ops.shape(points)[1])
-    chosen, value, index = [], None, None
-    for _ in range(k):
-        if value is None:
-            candidates = distance
-        else:
-            later = (distance > value) | ((distance == value) & (position > index))
-            candidates = ops.where(later, distance, float("inf"))
-        index = ops.expand_dims(ops.argmin(candidates, axis=-1), -1)
-        value = ops.take_along_axis(candidates, index, axis=-1)
-        chosen.append(index[..., 0])
-    return ops.stack(chosen, axis=-1)
+    return edgeconv.k_smallest_by_selection(distances(points), k, argmin=True)
 
 
 def knn_chunked(points, k, chunks=20):
