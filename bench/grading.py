@@ -44,6 +44,9 @@ def main():
           f"{os.cpu_count()} cores: {elapsed / args.students:.1f} s per student (all four notebooks), "
           f"{elapsed / n_notebooks:.1f} s per notebook; {clean} of {len(rows)} notebooks passed every test "
           f"({manual} await manual grading of the written answer)")
+    for r in rows:
+        if r["failed_tests"] or r["errors"]:
+            print(f"  {r['student']} {r['assignment']}: failed {r['failed_tests']} {r['errors']}")
 
 
 if __name__ == "__main__":

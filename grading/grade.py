@@ -80,6 +80,9 @@ def jupyter_env(workdir, seed):
         JUPYTER_RUNTIME_DIR=str(workdir / "jupyter" / "runtime"),
         TF_CPP_MIN_LOG_LEVEL="3",
         PYTHONWARNINGS="ignore",
+        # nbgrader runs `alembic` (its database migrations) from PATH: this Python's own
+        # scripts first, also when a virtual environment's python is called unactivated.
+        PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
     )
     env.pop("CRSKY_SIZE", None)
     if seed is not None:
