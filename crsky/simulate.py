@@ -206,6 +206,18 @@ def _block_task(arguments):
     return simulate_block(*arguments)
 
 
+def _progress_bar(**kwargs):
+    """tqdm's notebook bar where it can draw one (ipywidgets installed), else the text bar,
+    without tqdm.auto's "IProgress not found" warning on stderr."""
+    try:
+        import ipywidgets  # noqa: F401
+
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
+    return tqdm(**kwargs)
+
+
 def iter_chunks(params, n_maps, seed, chunk_size=5000, processes=1, progress=True):
     """Yield ``(start, arrays)`` for consecutive chunks of at most ``chunk_size`` maps
     (rounded up to whole blocks) covering maps ``0 .. n_maps - 1``."""
@@ -217,9 +229,7 @@ def iter_chunks(params, n_maps, seed, chunk_size=5000, processes=1, progress=Tru
     n_blocks = -(-n_maps // BLOCK_SIZE)
     pool = multiprocessing.get_context("spawn").Pool(processes) if processes > 1 else None
     try:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_maps, unit="maps", desc="simulating", disable=not progress, file=sys.stderr)
+        bar = _progress_bar(total=n_maps, unit="maps", desc="simulating", disable=not progress, file=sys.stderr)
         for first in range(0, n_blocks, blocks_per_chunk):
             tasks = [(params, int(seed), b) for b in range(first, min(first + blocks_per_chunk, n_blocks))]
             blocks = pool.map(_block_task, tasks) if pool else [simulate_block(*t) for t in tasks]

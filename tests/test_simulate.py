@@ -174,3 +174,15 @@ def test_bad_simulate_arguments(kwargs, message):
 def test_parameters_round_trip_through_json():
     for params in PRESETS.values():
         assert SkyParameters.from_json(params.to_json()) == params
+
+
+def test_progress_bar_without_ipywidgets_is_the_text_bar(monkeypatch):
+    """Without ipywidgets tqdm.auto warns "IProgress not found" on stderr in a notebook:
+    the simulator then uses the plain text bar."""
+    import sys
+
+    from crsky.simulate import _progress_bar
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets now fails
+    bar = _progress_bar(total=1, disable=True)
+    assert type(bar).__module__ == "tqdm.std"
