@@ -49,7 +49,9 @@ def knn_indices(points, k, method="auto"):
             ``"auto"``: ``select`` on a GPU, where it is 2.2x faster than ``top_k``
             (0.33 vs 0.73 ms for 64 maps of 500 points on an H200, bench/knn_methods.py),
             ``top_k`` elsewhere (on 2 CPU cores ``select`` is 2x slower). Both give the
-            same neighbours, ties included (the lower index first).
+            same neighbours; among tied distances ``select`` takes the lower index
+            first, as ``top_k`` does on TensorFlow and JAX (PyTorch's topk promises
+            no order among ties).
 
     Returns:
         int tensor ``(batch, P, k)``: neighbour indices ordered by increasing distance.
@@ -71,7 +73,7 @@ def pairwise_distances(points):
     and without gradient, with +inf on the diagonal so that no point is its own neighbour.
     (Taking top_k(k + 1) and slicing off the first column instead is slower under XLA,
     and wrong when two points coincide.)"""
-    points = ops.stop_gradient(points)
+    points = ops.stop_gradient(ops.convert_to_tensor(points))
     if keras.backend.standardize_dtype(points.dtype) in ("float16", "bfloat16"):
         points = ops.cast(points, "float32")
     squared_norm = ops.sum(points * points, axis=-1, keepdims=True)  # (B, P, 1)

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The test suite: everything on the TensorFlow backend, then the Keras-layer tests
-# again on the JAX backend. Extra arguments go to both pytest runs.
+# again on the JAX backend and on the PyTorch backend (installed here if missing: the
+# CPU wheel on this project's package index, 192 MB; a plain PyPI may serve the much
+# larger CUDA build: CRSKY_TEST_TORCH=0 skips that leg). Extra arguments go to every
+# pytest run.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
 cd "$ROOT"
@@ -8,3 +11,13 @@ echo "==> tests on the TensorFlow backend"
 KERAS_BACKEND=tensorflow python -m pytest "$@"
 echo "==> Keras tests on the JAX backend"
 KERAS_BACKEND=jax python -m pytest -m keras "$@"
+if [ "${CRSKY_TEST_TORCH:-1}" = 1 ] && ! python -c "import torch" 2>/dev/null; then
+    echo "==> installing PyTorch for the third backend"
+    python -m pip install --quiet -c constraints.txt torch
+fi
+if [ "${CRSKY_TEST_TORCH:-1}" = 1 ]; then
+    echo "==> Keras tests on the PyTorch backend"
+    KERAS_BACKEND=torch python -m pytest -m keras "$@"
+else
+    echo "==> Keras tests on the PyTorch backend: skipped (CRSKY_TEST_TORCH=0)"
+fi
