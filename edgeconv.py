@@ -9,7 +9,8 @@ called on ``[points, features]``, on one tensor, or on ``[y, y]``.
 import keras
 from keras import ops
 
-__all__ = ["EdgeConv", "knn_indices", "pairwise_distances", "k_smallest_by_selection", "gather_neighbors"]
+__all__ = ["EdgeConv", "knn_indices", "pairwise_distances", "k_smallest_by_selection", "gather_neighbors",
+           "on_gpu"]
 
 AGGREGATIONS = {"mean": ops.mean, "max": ops.max, "sum": ops.sum}
 
@@ -62,7 +63,7 @@ def knn_indices(points, k, method="auto"):
     if method not in ("auto", "top_k", "select"):
         raise ValueError(f"method must be 'auto', 'top_k' or 'select', got {method!r}.")
     distance = pairwise_distances(points)
-    if method == "select" or (method == "auto" and _on_gpu(points)):
+    if method == "select" or (method == "auto" and on_gpu(points)):
         return k_smallest_by_selection(distance, k)
     _, indices = ops.top_k(-distance, k=k, sorted=True)
     return indices
@@ -112,8 +113,9 @@ def k_smallest_by_selection(distance, k, argmin=False):
     return ops.stack(chosen, axis=-1)
 
 
-def _on_gpu(tensor):
-    """Whether the active backend computes ``tensor`` on a GPU (decided when tracing)."""
+def on_gpu(tensor=None):
+    """Whether the active Keras backend computes on a GPU: where ``tensor`` lives on
+    PyTorch, else whether the backend places its work on one (decided when tracing)."""
     backend = keras.backend.backend()
     try:
         if backend == "jax":
@@ -121,7 +123,9 @@ def _on_gpu(tensor):
 
             return jax.default_backend() == "gpu"
         if backend == "torch":
-            return bool(tensor.is_cuda)
+            import torch
+
+            return bool(tensor.is_cuda) if tensor is not None else torch.cuda.is_available()
         if backend == "tensorflow":
             import tensorflow as tf
 

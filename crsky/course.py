@@ -54,25 +54,9 @@ def quiet():
 
 def has_gpu():
     """True when the active Keras backend sees a GPU."""
-    import keras
+    from edgeconv import on_gpu
 
-    backend = keras.backend.backend()
-    try:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            return bool(tf.config.list_physical_devices("GPU"))
-        if backend == "jax":
-            import jax
-
-            return any(d.platform == "gpu" for d in jax.devices())
-        if backend == "torch":
-            import torch
-
-            return torch.cuda.is_available()
-    except Exception:
-        return False
-    return False
+    return on_gpu()
 
 
 @dataclasses.dataclass(frozen=True)
