@@ -49,30 +49,25 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def train_variant(x_train, y_train, x_test, y_test, epochs, batch_size, steps_per_execution, policy,
-                  learning_rate, validation=None):
-    """Train the reference model with one recipe; s/epoch (first and the median of the rest),
-    test accuracy and AUC."""
-    from crsky.dataset import model_inputs
-    from crsky.models import build_reference_model
-    from crsky.training import compile_stable, evaluate
+                  learning_rate):
+    """Train the reference model from seed 1 with one recipe; s/epoch (first and the median
+    of the rest), test accuracy and AUC."""
+    from crsky.training import evaluate, train_reference
 
     keras.mixed_precision.set_global_policy(policy)
     try:
         keras.utils.set_random_seed(1)
-        model = build_reference_model(bn_momentum=0.9)
-        steps = epochs * int(np.ceil(len(x_train) / batch_size))
-        compile_stable(model, steps, learning_rate, jit_compile=True, steps_per_execution=steps_per_execution)
         timer = EpochTimer()
-        history = model.fit(model_inputs(x_train), keras.utils.to_categorical(y_train, 2),
-                            validation_data=validation, batch_size=batch_size, epochs=epochs, verbose=2,
-                            callbacks=[timer])
+        model, _ = train_reference(x_train, y_train, epochs=epochs, batch_size=batch_size,
+                                   learning_rate=learning_rate, verbose=2, callbacks=[timer],
+                                   steps_per_execution=steps_per_execution)
         accuracy, auc, _ = evaluate(model, x_test, y_test)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     rest = timer.times[1:] or timer.times
     return {"s_per_epoch_first": timer.times[0], "s_per_epoch": float(np.median(rest)),
             "steps_per_epoch": int(np.ceil(len(x_train) / batch_size)), "test_accuracy": accuracy,
-            "test_auc": auc, "val_accuracy": history.history.get("val_accuracy"), "model": model}
+            "test_auc": auc, "model": model}
 
 
 def device_floor(model, x_train, y_train, batch_size, steps):
@@ -274,7 +269,7 @@ def main():
         result["wall_s"] = time.perf_counter() - start
         report[name] = result
         print(f"-> {name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                        for k, v in result.items() if k not in ("model", "val_accuracy")), flush=True)
+                                        for k, v in result.items() if k != "model"), flush=True)
         if args.json:  # after every part, so that a run cut short keeps what it measured
             with open(args.json, "w") as f:
                 json.dump({k: ({kk: vv for kk, vv in v.items() if kk != "model"} if isinstance(v, dict) else v)

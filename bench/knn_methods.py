@@ -13,7 +13,7 @@ neighbours as ``top_k``:
     argsort     a full argsort, sliced.
 
 Then it trains the reference model with each of ``--train`` (patched into the layer) for a
-few epochs and prints s/epoch and test accuracy.
+few epochs, as bench/gpu_check.py trains its recipes, and prints s/epoch and test accuracy.
 
     KERAS_BACKEND=jax python bench/knn_methods.py                # GPU machine
     KERAS_BACKEND=jax python bench/knn_methods.py --n-maps 1500 --epochs 1 --calls 3
@@ -139,10 +139,10 @@ def main():
 
     if not args.train:
         return
-    from crsky.dataset import model_inputs, train_test_split
-    from crsky.models import build_reference_model
+    from gpu_check import train_variant
+
+    from crsky.dataset import train_test_split
     from crsky.simulate import simulate
-    from crsky.training import compile_stable, evaluate
 
     sim = simulate("textbook", args.n_maps, seed=1, processes=min(8, os.cpu_count() or 1), progress=False)
     (x_train, y_train), (x_test, y_test) = train_test_split(sim)
@@ -150,25 +150,14 @@ def main():
     for name in args.train:
         edgeconv.knn_indices = lambda points, k, method="auto", name=name: METHODS[name](points, k)  # looked up when tracing
         try:
-            keras.utils.set_random_seed(1)
-            model = build_reference_model(bn_momentum=0.9)
-            steps = args.epochs * int(np.ceil(len(x_train) / args.batch_size))
-            compile_stable(model, steps, jit_compile=True, steps_per_execution=25)
-            times = []
-            for _ in range(args.epochs):
-                start = time.perf_counter()
-                model.fit(model_inputs(x_train), keras.utils.to_categorical(y_train, 2),
-                          batch_size=args.batch_size, epochs=1, verbose=0)
-                times.append(time.perf_counter() - start)
-            accuracy, auc, _ = evaluate(model, x_test, y_test)
-            rest = float(np.median(times[1:] or times))
-            print(f"  {name:8s} {rest:6.2f} s/epoch ({1000 * rest / np.ceil(len(x_train) / args.batch_size):.2f} ms/step; "
-                  f"first {times[0]:.1f} s)   test accuracy {accuracy:.4f}, AUC {auc:.4f}", flush=True)
+            r = train_variant(x_train, y_train, x_test, y_test, args.epochs, args.batch_size, 25, "float32", 3e-3)
+            print(f"  {name:8s} {r['s_per_epoch']:6.2f} s/epoch ({1000 * r['s_per_epoch'] / r['steps_per_epoch']:.2f} ms/step; "
+                  f"first {r['s_per_epoch_first']:.1f} s)   test accuracy {r['test_accuracy']:.4f}, "
+                  f"AUC {r['test_auc']:.4f}", flush=True)
         except Exception as error:
             print(f"  {name:8s} FAILED {type(error).__name__}: {str(error)[:300]}", flush=True)
         finally:
             edgeconv.knn_indices = SHIPPED
-
 
 if __name__ == "__main__":
     main()

@@ -37,19 +37,21 @@ def fast_jit_compile():
     return True if keras.backend.backend() in ("tensorflow", "jax") else "auto"
 
 
-def train_reference(x_train, y_train, x_val, y_val, epochs=10, batch_size=64, learning_rate=3e-3,
-                    bn_momentum=0.9, verbose=1, callbacks=()):
-    """Build and train the reference DGCNN on maps ``(n, 500, 4)`` with integer labels.
+def train_reference(x_train, y_train, x_val=None, y_val=None, epochs=10, batch_size=64, learning_rate=3e-3,
+                    bn_momentum=0.9, verbose=1, callbacks=(), steps_per_execution=1):
+    """Build and train the reference DGCNN on maps ``(n, 500, 4)`` with integer labels,
+    validating on ``x_val, y_val`` when given.
 
     Returns ``(model, history)``; the history also holds ``seconds_per_epoch``.
     """
     model = build_reference_model(num_points=x_train.shape[1], bn_momentum=bn_momentum)
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
-    compile_stable(model, steps, learning_rate, jit_compile=fast_jit_compile())
+    compile_stable(model, steps, learning_rate, jit_compile=fast_jit_compile(),
+                   steps_per_execution=steps_per_execution)
+    validation = None if x_val is None else (model_inputs(x_val), keras.utils.to_categorical(y_val, 2))
     start = time.perf_counter()
     history = model.fit(
-        model_inputs(x_train), keras.utils.to_categorical(y_train, 2),
-        validation_data=(model_inputs(x_val), keras.utils.to_categorical(y_val, 2)),
+        model_inputs(x_train), keras.utils.to_categorical(y_train, 2), validation_data=validation,
         batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=list(callbacks),
     )
     history.history["seconds_per_epoch"] = (time.perf_counter() - start) / epochs
