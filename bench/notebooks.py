@@ -23,24 +23,33 @@ ASSIGNMENTS = ["01_sky", "02_kernel", "03_training", "04_graph"]  # 04 uses the 
 REPORTED = ("accuracy", "size '", "training,", "AUC")
 
 
+def execute_solutions(work, assignments=ASSIGNMENTS, timeout=1800):
+    """Copy ``solutions/`` (no saved models) into the folder ``work`` and execute the
+    notebooks there in order with nbclient, errors recorded in their outputs. Yields
+    ``(assignment, executed notebook, seconds)``."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    shutil.copytree(ROOT / "solutions", work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.keras"))
+    for assignment in assignments:
+        path = Path(work) / assignment / f"{assignment}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                resources={"metadata": {"path": str(path.parent)}})
+        start = time.perf_counter()
+        client.execute()
+        yield assignment, nb, time.perf_counter() - start
+
+
 def run(size, assignments, keep=None, timeout=1800):
     """Execute the notebooks; returns ``{assignment: (seconds, errors, reported lines)}``."""
     import nbformat
-    from nbclient import NotebookClient
 
     os.environ["CRSKY_SIZE"] = size
     os.environ.pop("CRSKY_GRADING_SEED", None)
     results = {}
     with tempfile.TemporaryDirectory() as work:
-        shutil.copytree(ROOT / "solutions", work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.keras"))
-        for assignment in assignments:
-            path = Path(work) / assignment / f"{assignment}.ipynb"
-            nb = nbformat.read(path, as_version=4)
-            client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                    resources={"metadata": {"path": str(path.parent)}})
-            start = time.perf_counter()
-            client.execute()
-            seconds = time.perf_counter() - start
+        for assignment, nb, seconds in execute_solutions(work, assignments, timeout):
             errors, lines = [], []
             for cell in nb.cells:
                 for output in cell.get("outputs", []):

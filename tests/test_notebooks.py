@@ -2,6 +2,7 @@
 nbgrader validates the solutions and rejects the unanswered student notebooks, and
 notebooks/ is exactly what nbgrader generates from solutions/ with nothing leaked."""
 
+import importlib.util
 import json
 import os
 import re
@@ -42,20 +43,14 @@ def jupyter_env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def executed(jupyter_env, tmp_path_factory):
-    """Copies of the solution notebooks, executed top to bottom with nbclient."""
-    from nbclient import NotebookClient
-
+    """Copies of the solution notebooks, executed top to bottom with nbclient (as
+    bench/notebooks.py times them)."""
+    # By path: "notebooks" is also the name of the student notebooks' folder.
+    spec = importlib.util.spec_from_file_location("bench_notebooks", ROOT / "bench" / "notebooks.py")
+    bench_notebooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_notebooks)
     work = tmp_path_factory.mktemp("solutions")
-    shutil.copytree(ROOT / "solutions", work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.keras"))
-    results = {}
-    for assignment in ASSIGNMENTS:
-        path = work / assignment / f"{assignment}.ipynb"
-        nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=True,
-                                resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
-        results[assignment] = nb
-    return results
+    return {assignment: nb for assignment, nb, _ in bench_notebooks.execute_solutions(work, ASSIGNMENTS, timeout=900)}
 
 
 def outputs(cell, kind):
