@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_training import default_configs
+
 BENCH = Path(__file__).resolve().parent
 
 
@@ -22,12 +24,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    backends = [name for name in ("tensorflow", "jax", "torch") if importlib.util.find_spec(name)]
-    configs = {"tensorflow": ["tensorflow", "tensorflow+xla"], "jax": ["jax"], "torch": ["torch"]}
-    naive = "naive-tensorflow+xla" if "tensorflow" in backends else "naive-jax"
+    configs = default_configs()
+    naive = "naive-tensorflow+xla" if "tensorflow" in configs else "naive-jax"
     runs = [
-        ("training", ["bench_training.py", "--steps", "10" if args.quick else "30", "--configs",
-                      *[c for b in backends for c in configs[b]], naive]),
+        ("training", ["bench_training.py", "--steps", "10" if args.quick else "30", "--configs", *configs, naive]),
         ("simulator", ["simulator.py", "--n-maps", "10000" if args.quick else "50000"]),
     ]
     if importlib.util.find_spec("nbgrader"):

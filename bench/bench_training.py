@@ -31,6 +31,13 @@ CONFIGS = {
 BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
+def default_configs():
+    """Every configuration whose backend is installed, but eager and the naive ones."""
+    return [name for name, (backend, _) in CONFIGS.items()
+            if name != "tensorflow-eager" and not name.startswith("naive")
+            and importlib.util.find_spec(BACKEND_MODULE[backend])]
+
+
 def worker(config, steps, warmup, batch_size):
     """Runs in a child process with KERAS_BACKEND set; prints one JSON line."""
     import resource
@@ -121,11 +128,7 @@ def main():
         worker(args.worker, args.steps, args.warmup, args.batch_size)
         return
 
-    configs = args.configs or [
-        name for name, (backend, _) in CONFIGS.items()
-        if name != "tensorflow-eager" and not name.startswith("naive")
-        and importlib.util.find_spec(BACKEND_MODULE[backend])
-    ]
+    configs = args.configs or default_configs()
     print(f"reference DGCNN, batch {args.batch_size}, {args.steps} timed steps after {args.warmup} warm-up; "
           f"{os.cpu_count()} CPU cores")
     results = []
