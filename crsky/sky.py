@@ -5,6 +5,8 @@ centre, z towards the north Galactic pole. Angles are in radians unless a name s
 ``_deg``.
 """
 
+import functools
+
 import numpy as np
 
 # Rotation from equatorial (J2000) to galactic unit vectors: g = EQUATORIAL_TO_GALACTIC @ e.
@@ -83,27 +85,29 @@ def fisher_smear(rng, vectors, sigma):
     return smeared / np.linalg.norm(smeared, axis=-1, keepdims=True)
 
 
+def _sommers_exposure(declination, latitude, max_zenith):
+    """Unnormalised exposure (Sommers 2001) at declinations (radians) of a ground array at
+    ``latitude`` seeing zenith angles up to ``max_zenith`` (radians)."""
+    xi = (np.cos(max_zenith) - np.sin(latitude) * np.sin(declination)) / (np.cos(latitude) * np.cos(declination))
+    alpha_m = np.arccos(np.clip(xi, -1.0, 1.0))
+    return np.cos(latitude) * np.cos(declination) * np.sin(alpha_m) + alpha_m * np.sin(latitude) * np.sin(declination)
+
+
+@functools.lru_cache(maxsize=16)
+def _sommers_maximum(latitude_deg, max_zenith_deg):
+    """The largest exposure over the sky (on a 0.05 deg grid of declinations, poles excluded)."""
+    declination = np.radians(np.linspace(-90, 90, 3601)[1:-1])
+    return float(np.max(_sommers_exposure(declination, np.radians(latitude_deg), np.radians(max_zenith_deg))))
+
+
 def auger_exposure(vectors, latitude_deg=-35.2, max_zenith_deg=80.0):
-    """Relative exposure (0..1) of a ground array at ``latitude_deg`` seeing zenith angles up
-    to ``max_zenith_deg`` (Sommers 2001), for galactic unit vectors ``(..., 3)``."""
+    """Relative exposure (0..1, 1 where it is largest) of a ground array at ``latitude_deg``
+    seeing zenith angles up to ``max_zenith_deg`` (Sommers 2001), for galactic unit vectors
+    ``(..., 3)``."""
     equatorial = np.asarray(vectors, dtype=float) @ EQUATORIAL_TO_GALACTIC  # = R^T g
     declination = np.arcsin(np.clip(equatorial[..., 2], -1.0, 1.0))
-    a0, theta_max = np.radians(latitude_deg), np.radians(max_zenith_deg)
-    xi = (np.cos(theta_max) - np.sin(a0) * np.sin(declination)) / (np.cos(a0) * np.cos(declination))
-    alpha_m = np.arccos(np.clip(xi, -1.0, 1.0))
-    exposure = np.cos(a0) * np.cos(declination) * np.sin(alpha_m) + alpha_m * np.sin(a0) * np.sin(declination)
-    return exposure / _AUGER_MAX
-
-
-def _auger_max():
-    declination = np.radians(np.linspace(-90, 90, 3601))
-    a0, theta_max = np.radians(-35.2), np.radians(80.0)
-    xi = (np.cos(theta_max) - np.sin(a0) * np.sin(declination)) / (np.cos(a0) * np.cos(declination) + 1e-300)
-    alpha_m = np.arccos(np.clip(xi, -1.0, 1.0))
-    return np.max(np.cos(a0) * np.cos(declination) * np.sin(alpha_m) + alpha_m * np.sin(a0) * np.sin(declination))
-
-
-_AUGER_MAX = _auger_max()
+    exposure = _sommers_exposure(declination, np.radians(latitude_deg), np.radians(max_zenith_deg))
+    return exposure / _sommers_maximum(float(latitude_deg), float(max_zenith_deg))
 
 
 def exposure_weighted_directions(rng, shape, exposure=None):
