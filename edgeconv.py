@@ -9,8 +9,9 @@ called on ``[points, features]``, on one tensor, or on ``[y, y]``.
 import keras
 from keras import ops
 
-__all__ = ["EdgeConv", "knn_indices", "pairwise_distances", "k_smallest_by_selection", "gather_neighbors",
-           "on_gpu"]
+__all__ = ["EdgeConv", "knn_indices", "pairwise_distances", "gather_neighbors", "on_gpu"]
+
+KNN_METHODS = ("auto", "top_k", "select")
 
 AGGREGATIONS = {"mean": ops.mean, "max": ops.max, "sum": ops.sum}
 
@@ -47,9 +48,8 @@ def knn_indices(points, k, method="auto"):
         k: number of neighbours, ``k < P``.
         method: ``"top_k"`` (one ``top_k`` over each row of distances), ``"select"``
             (``k`` passes of a min reduction, each taking the next nearest point) or
-            ``"auto"``: ``select`` on a GPU, where it is 2.2x faster than ``top_k``
-            (0.33 vs 0.73 ms for 64 maps of 500 points on an H200, bench/knn_methods.py),
-            ``top_k`` elsewhere (on 2 CPU cores ``select`` is 2x slower). Both give the
+            ``"auto"``: ``select`` on a GPU, where it is the faster of the two, ``top_k``
+            elsewhere (docs/performance.md has the measurements). Both give the
             same neighbours; among tied distances ``select`` takes the lower index
             first, as ``top_k`` does on TensorFlow and JAX (PyTorch's topk promises
             no order among ties).
@@ -60,7 +60,7 @@ def knn_indices(points, k, method="auto"):
         under a mixed-precision policy: in bfloat16 the expansion below cancels
         catastrophically for nearby unit vectors and picks wrong neighbours.
     """
-    if method not in ("auto", "top_k", "select"):
+    if method not in KNN_METHODS:
         raise ValueError(f"method must be 'auto', 'top_k' or 'select', got {method!r}.")
     distance = pairwise_distances(points)
     if method == "select" or (method == "auto" and on_gpu(points)):
@@ -85,15 +85,11 @@ def pairwise_distances(points):
     return ops.where(is_self, float("inf"), distance)
 
 
-def k_smallest_by_selection(distance, k, argmin=False):
+def k_smallest_by_selection(distance, k):
     """Column indices ``(B, P, k)`` of the ``k`` smallest entries of each row of
     ``distance`` ``(B, P, N)``, smallest first: ``k`` rounds, each taking the next
     (distance, index) pair in lexicographic order with two read-only min reductions
-    (which a compiler fuses with the comparisons: no sort, nothing written but (B, P)).
-
-    ``argmin=True`` takes each round with one ``argmin`` instead: faster on a GPU, but
-    exact only where the backend's argmin returns the first of tied minima (JAX, NumPy).
-    """
+    (which a compiler fuses with the comparisons: no sort, nothing written but (B, P))."""
     num_columns = ops.shape(distance)[-1]
     position = ops.arange(num_columns)
     chosen, value, index = [], None, None
@@ -103,12 +99,8 @@ def k_smallest_by_selection(distance, k, argmin=False):
         else:
             later = (distance > value) | ((distance == value) & (position > index))
             candidates = ops.where(later, distance, float("inf"))
-        if argmin:
-            index = ops.expand_dims(ops.argmin(candidates, axis=-1), -1)
-            value = ops.take_along_axis(candidates, index, axis=-1)
-        else:
-            value = ops.min(candidates, axis=-1, keepdims=True)  # (B, P, 1)
-            index = ops.min(ops.where(candidates == value, position, num_columns), axis=-1, keepdims=True)
+        value = ops.min(candidates, axis=-1, keepdims=True)  # (B, P, 1)
+        index = ops.min(ops.where(candidates == value, position, num_columns), axis=-1, keepdims=True)
         chosen.append(index[..., 0])
     return ops.stack(chosen, axis=-1)
 
@@ -180,6 +172,8 @@ class EdgeConv(keras.layers.Layer):
         next_neighbors: int, the number k of nearest neighbours.
         agg_func: ``"mean"`` (default), ``"max"`` or ``"sum"``, or the matching
             ``keras.ops`` function.
+        knn_method: how the neighbours are found: ``"auto"`` (default), ``"top_k"`` or
+            ``"select"``; see :func:`knn_indices`. The same neighbours either way.
 
     Call arguments:
         inputs: ``[points, features]``: the graph is built from ``points``
@@ -192,8 +186,10 @@ class EdgeConv(keras.layers.Layer):
         output: ``(batch, P, C')``.
     """
 
-    def __init__(self, kernel_func, next_neighbors, agg_func="mean", **kwargs):
+    def __init__(self, kernel_func, next_neighbors, agg_func="mean", knn_method="auto", **kwargs):
         super().__init__(**kwargs)
+        if knn_method not in KNN_METHODS:
+            raise ValueError(f"knn_method must be 'auto', 'top_k' or 'select', got {knn_method!r}.")
         if not callable(kernel_func):
             raise ValueError(
                 "kernel_func must be a function [x_i, x_j] -> tensor or a Keras Model, "
@@ -204,6 +200,7 @@ class EdgeConv(keras.layers.Layer):
         self.kernel_func = kernel_func
         self.next_neighbors = next_neighbors
         self.agg_func = _aggregation_name(agg_func)
+        self.knn_method = knn_method
 
     # ----------------------------------------------------------------- shapes
     @staticmethod
@@ -294,10 +291,15 @@ class EdgeConv(keras.layers.Layer):
         return (features_shape[0], features_shape[1], self.kernel_func.outputs[0].shape[-1])
 
     # ------------------------------------------------------------------- call
+    def find_neighbors(self, points):
+        """Indices ``(batch, P, k)`` of each point's k nearest neighbours in ``points``
+        ``(batch, P, D)``, the point itself excluded (:func:`knn_indices`)."""
+        return knn_indices(points, self.next_neighbors, method=self.knn_method)
+
     def call(self, inputs, training=None):
         points, features = self._split(inputs)
         k = self.next_neighbors
-        indices = knn_indices(points, k)  # (B, P, k)
+        indices = self.find_neighbors(points)  # (B, P, k)
         neighbors = gather_neighbors(features, indices)  # (B, P, k, C)
         centers = ops.broadcast_to(ops.expand_dims(features, 2), ops.shape(neighbors))
 
@@ -324,6 +326,7 @@ class EdgeConv(keras.layers.Layer):
             kernel_func=keras.saving.serialize_keras_object(self.kernel_func),
             next_neighbors=self.next_neighbors,
             agg_func=self.agg_func,
+            knn_method=self.knn_method,
         )
         return config
 
@@ -335,4 +338,5 @@ class EdgeConv(keras.layers.Layer):
 
     def __repr__(self):
         kernel = self.kernel_func.name if isinstance(self.kernel_func, keras.Model) else self.kernel_func
-        return f"EdgeConv(kernel_func={kernel}, next_neighbors={self.next_neighbors}, agg_func={self.agg_func!r})"
+        return (f"EdgeConv(kernel_func={kernel}, next_neighbors={self.next_neighbors}, agg_func={self.agg_func!r}, "
+                f"knn_method={self.knn_method!r})")

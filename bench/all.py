@@ -2,8 +2,8 @@
 ratio (bench_training.py), simulator throughput (simulator.py) and grading seconds per
 submission (grading.py), each in its own process, then their headline lines together.
 
-    python bench/all.py             # CPU here: about 10 minutes
-    python bench/all.py --quick     # fewer steps, maps and students: about 4 minutes
+    python -m bench.all             # CPU here: about 10 minutes
+    python -m bench.all --quick     # fewer steps, maps and students: about 4 minutes
 
 bench/gpu_check.sh is the GPU counterpart, for a machine without TensorFlow or nbgrader.
 """
@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench_training import default_configs
+from bench.bench_training import default_configs
 
-BENCH = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main():
@@ -27,18 +27,18 @@ def main():
     configs = default_configs()
     naive = "naive-tensorflow+xla" if "tensorflow" in configs else "naive-jax"
     runs = [
-        ("training", ["bench_training.py", "--steps", "10" if args.quick else "30", "--configs", *configs, naive]),
-        ("simulator", ["simulator.py", "--n-maps", "10000" if args.quick else "50000"]),
+        ("training", ["bench_training", "--steps", "10" if args.quick else "30", "--configs", *configs, naive]),
+        ("simulator", ["simulator", "--n-maps", "10000" if args.quick else "50000"]),
     ]
     if importlib.util.find_spec("nbgrader"):
-        runs.append(("grading", ["grading.py", "--students", "3" if args.quick else "10"]))
+        runs.append(("grading", ["grading", "--students", "3" if args.quick else "10"]))
     else:
         print("grading: skipped (nbgrader is not installed)")
     summary = []
     for name, command in runs:
-        print(f"\n== {name}: {' '.join(command)}", flush=True)
+        print(f"\n== {name}: python -m bench.{' '.join(command)}", flush=True)
         start = time.perf_counter()
-        run = subprocess.run([sys.executable, str(BENCH / command[0]), *command[1:]], text=True,
+        run = subprocess.run([sys.executable, "-m", f"bench.{command[0]}", *command[1:]], text=True, cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         print(run.stdout, end="", flush=True)
         lines = [line for line in run.stdout.splitlines() if line.strip()]

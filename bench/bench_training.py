@@ -5,8 +5,8 @@ at batch 64 on random isotropic sky maps and prints ms/step and the peak residen
 memory of each configuration, each in its own process (a Keras backend is chosen at
 import time), with ratios against the first configuration of the same run.
 
-    python bench/bench_training.py                 # all configurations available
-    python bench/bench_training.py --steps 20 --configs jax tensorflow+xla
+    python -m bench.bench_training                 # all configurations available
+    python -m bench.bench_training --steps 20 --configs jax tensorflow+xla
 """
 
 import argparse
@@ -24,11 +24,12 @@ CONFIGS = {
     "tensorflow-eager": ("tensorflow", {"run_eagerly": True}),
     "jax": ("jax", {"jit_compile": True}),
     "torch": ("torch", {"jit_compile": False}),
-    # The same model with bench/naive_edgeconv.py's layer: the baseline the ratios show.
+    # The same model with bench.naive_edgeconv's layer: the baseline the ratios show.
     "naive-tensorflow+xla": ("tensorflow", {"jit_compile": True}),
     "naive-jax": ("jax", {"jit_compile": True}),
 }
 BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def default_configs():
@@ -45,8 +46,6 @@ def worker(config, steps, warmup, batch_size):
     import numpy as np
     import keras
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from crsky.models import build_reference_model
 
     _, options = CONFIGS[config]
@@ -58,7 +57,7 @@ def worker(config, steps, warmup, batch_size):
     labels = keras.utils.to_categorical(rng.integers(0, 2, batch_size), 2)
 
     if config.startswith("naive-"):
-        from naive_edgeconv import build_naive_reference_model
+        from bench.naive_edgeconv import build_naive_reference_model
 
         model = build_naive_reference_model()
     else:
@@ -138,9 +137,9 @@ def main():
             print(f"{config:18s} skipped: {BACKEND_MODULE[backend]} is not installed")
             continue
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
-        command = [sys.executable, __file__, "--worker", config, "--steps", str(args.steps),
+        command = [sys.executable, "-m", "bench.bench_training", "--worker", config, "--steps", str(args.steps),
                    "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
-        run = subprocess.run(command, env=env, capture_output=True, text=True)
+        run = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
         lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
         if run.returncode != 0 or not lines:
             print(f"{config:18s} FAILED (exit {run.returncode}):\n{run.stderr[-2000:]}")

@@ -5,7 +5,7 @@ maps), train the reference DGCNN with the stable recipe, and print test accuracy
 AUC next to the pair-count statistic's (psi and threshold chosen on training maps).
 Prints one Markdown table row per preset.
 
-    python bench/calibrate.py --n-train 40000 --n-test 10000 --epochs 10 --presets textbook easy hard jf12
+    python -m bench.calibrate --n-train 40000 --n-test 10000 --epochs 10 --presets textbook easy hard jf12
 """
 
 import argparse
@@ -13,19 +13,17 @@ import dataclasses
 import json
 import os
 import platform
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-from crsky.baseline import evaluate_pair_count  # noqa: E402
-from crsky.simulate import PRESETS, simulate  # noqa: E402
+from crsky import experiment
+from crsky.baseline import evaluate_pair_count
+from crsky.presets import PRESETS
+from crsky.simulate import simulate
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["textbook"], choices=sorted(PRESETS))
+    parser.add_argument("--presets", nargs="+", default=[experiment.PRESET], choices=sorted(PRESETS))
     parser.add_argument("--n-train", type=int, default=16000)
     parser.add_argument("--n-test", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=8)
@@ -50,16 +48,15 @@ def main():
         params = dataclasses.replace(PRESETS[preset], **overrides)
         label = preset + "".join(f", {k}={v}" for k, v in overrides.items())
         sim = simulate(params, args.n_train + args.n_test, seed=args.seed)
-        x, y = sim["data"], sim["label"]
-        x_train, y_train, x_test, y_test = x[:args.n_train], y[:args.n_train], x[args.n_train:], y[args.n_train:]
-        n_val = max(1, len(x_train) // 10)
+        (x_train, y_train), (x_val, y_val), (x_test, y_test) = experiment.split(sim, n_test_maps=args.n_test)
         keras.utils.set_random_seed(args.seed)
         start = time.perf_counter()
-        model, history = train_reference(x_train[:-n_val], y_train[:-n_val], x_train[-n_val:], y_train[-n_val:],
-                                         epochs=args.epochs, batch_size=args.batch_size, verbose=args.verbose)
+        model, history = train_reference(x_train, y_train, x_val, y_val, epochs=args.epochs,
+                                         batch_size=args.batch_size, verbose=args.verbose)
         accuracy, auc, _ = evaluate(model, x_test, y_test)
         train_s = time.perf_counter() - start
-        baseline = evaluate_pair_count(x_train[:5000], y_train[:5000], x_test, y_test, (2.0, 4.0, 6.0, 10.0))
+        baseline = evaluate_pair_count(*experiment.baseline_subset(x_train, y_train), x_test, y_test,
+                                       (2.0, 4.0, 6.0, 10.0))
         val = history.history["val_accuracy"]
         row = (f"| {label} | {accuracy:.3f} | {auc:.3f} | {baseline['accuracy']:.3f} | {baseline['auc']:.3f} "
                f"| {baseline['psi_deg']:g} | {args.n_train}/{args.n_test}, {args.epochs} ep | "

@@ -1,13 +1,13 @@
-"""GPU check, sized for one lent H100/H200 run (about 5 minutes): simulate the default data
+"""GPU check, sized for one H100/H200 run (about 5 minutes): simulate the default data
 set there, train the reference DGCNN with Keras on JAX, compare training recipes (batch size,
 steps per execution, mixed precision), time the training step without Keras' loop around it,
 and train a plain PyTorch dense DGCNN of the same architecture (the peer) in the same run.
 
-    KERAS_BACKEND=jax python bench/gpu_check.py                     # on the GPU machine
-    KERAS_BACKEND=jax python bench/gpu_check.py --n-maps 1500 --epochs 1 --peer-epochs 1 --floor-steps 4
+    KERAS_BACKEND=jax python -m bench.gpu_check                     # on the GPU machine
+    KERAS_BACKEND=jax python -m bench.gpu_check --n-maps 1500 --epochs 1 --peer-epochs 1 --floor-steps 4
                                                                      # CPU smoke test
 
-bench/gpu_check.sh runs it on the lent machine with the Keras wheels carried (.whl/). Each
+bench/gpu_check.sh runs it on a GPU machine with the Keras wheels at hand (.whl/). Each
 part is timed on its own; a part that fails is reported and the others go on. A summary table
 comes last, and ``--json`` writes every figure to a file.
 """
@@ -19,10 +19,11 @@ import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+from crsky import experiment  # noqa: E402
 
 # name: (batch size, steps per execution, dtype policy, learning rate). The learning rate
 # grows with the square root of the batch size.
@@ -49,9 +50,9 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def train_variant(x_train, y_train, x_test, y_test, epochs, batch_size, steps_per_execution, policy,
-                  learning_rate):
-    """Train the reference model from seed 1 with one recipe; s/epoch (first and the median
-    of the rest), test accuracy and AUC."""
+                  learning_rate, **model_options):
+    """Train the reference model from seed 1 with one recipe (``model_options`` go to the
+    model builder); s/epoch (first and the median of the rest), test accuracy and AUC."""
     from crsky.training import evaluate, train_reference
 
     keras.mixed_precision.set_global_policy(policy)
@@ -60,7 +61,7 @@ def train_variant(x_train, y_train, x_test, y_test, epochs, batch_size, steps_pe
         timer = EpochTimer()
         model, _ = train_reference(x_train, y_train, epochs=epochs, batch_size=batch_size,
                                    learning_rate=learning_rate, verbose=2, callbacks=[timer],
-                                   steps_per_execution=steps_per_execution)
+                                   steps_per_execution=steps_per_execution, **model_options)
         accuracy, auc, _ = evaluate(model, x_test, y_test)
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -224,7 +225,7 @@ def torch_peer(x_train, y_train, x_test, y_test, epochs, batch_size, compile_mod
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-maps", type=int, default=50000, help="maps simulated (the last fifth, at most 10,000, is the test set)")
+    parser.add_argument("--n-maps", type=int, default=experiment.N_MAPS, help="maps simulated (the last fifth, at most 10,000, is the test set)")
     parser.add_argument("--epochs", type=int, default=4, help="epochs of the reference run and of each recipe")
     parser.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--floor-steps", type=int, default=200, help="steps timed without Keras' loop (0: skip)")
@@ -234,7 +235,6 @@ def main():
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args()
 
-    from crsky.dataset import train_test_split
     from crsky.simulate import simulate
 
     report = {"argv": sys.argv[1:]}
@@ -249,11 +249,11 @@ def main():
     print(f"keras {report['keras']}, jax {report.get('jax')}, devices: {report['devices']}", flush=True)
 
     start = time.perf_counter()
-    sim = simulate("textbook", args.n_maps, seed=1, processes=min(8, os.cpu_count() or 1))
+    sim = simulate(experiment.PRESET, args.n_maps, seed=experiment.DATA_SEED, processes=min(8, os.cpu_count() or 1))
     report["simulate_s"] = time.perf_counter() - start
     print(f"simulated {args.n_maps} maps in {report['simulate_s']:.1f} s "
           f"({args.n_maps / report['simulate_s']:.0f} maps/s)", flush=True)
-    (x_train, y_train), (x_test, y_test) = train_test_split(sim)
+    (x_train, y_train), _, (x_test, y_test) = experiment.split(sim, validation_fraction=0)
     print(f"{len(x_train)} training maps, {len(x_test)} test maps", flush=True)
 
     def part(name, fn):

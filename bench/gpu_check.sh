@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# All the GPU checks in one run on a lent GPU machine (JAX with CUDA and PyTorch there, no
-# TensorFlow, no Keras, no Jupyter): bench/gpu_check.py (recipes, the step without Keras'
-# loop, the PyTorch peer), the solution notebooks at the full size (bench/notebooks.py), and
-# bench/bench_training.py for the backends there. Logs and executed notebooks go to $OUT.
+# All the GPU checks in one run on a GPU machine (JAX with CUDA and PyTorch there, no
+# TensorFlow, no Keras, no Jupyter): bench.gpu_check (recipes, the step without Keras'
+# loop, the PyTorch peer), the solution notebooks at the full size (bench.notebooks), and
+# bench.bench_training for the backends there. Logs and executed notebooks go to $OUT.
 #
 # Prepare once here (Python 3.12 wheels for the machine; packages its image has are left out):
 #   echo /.whl/ >> .git/info/exclude
@@ -12,7 +12,7 @@
 #     keras==3.15.1 namex==0.1.0 optree==0.20.0 nbclient nbformat ipykernel
 #   then copy to .whl/ all but absl_py attrs h5py markdown_it_py mdurl ml_dtypes numpy packaging
 #   psutil pygments python_dateutil rich typing_extensions tzdata (the image has them).
-# Then through the device tool, carrying .whl:  bash bench/gpu_check.sh
+# Then, on the GPU machine with .whl/ beside the repository:  bash bench/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
@@ -23,10 +23,10 @@ export PYTHONPATH="/tmp/site:$PWD" KERAS_BACKEND=jax PYTHONUNBUFFERED=1 \
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
   python3 -c "import jax, torch; print('jax', jax.__version__, jax.devices(), '| torch', torch.__version__)"
 } 2>&1 | tee "$OUT/gpu_check.log"
-timeout -k 10 "${GPU_CHECK_TIMEOUT:-270}" python3 bench/gpu_check.py --json "$OUT/gpu_check.json" 2>&1 \
+timeout -k 10 "${GPU_CHECK_TIMEOUT:-270}" python3 -m bench.gpu_check --json "$OUT/gpu_check.json" 2>&1 \
   | tee -a "$OUT/gpu_check.log"
-timeout -k 10 "${NOTEBOOKS_TIMEOUT:-200}" python3 bench/notebooks.py --size gpu --keep "$OUT" 2>&1 \
+timeout -k 10 "${NOTEBOOKS_TIMEOUT:-200}" python3 -m bench.notebooks --size gpu --keep "$OUT" 2>&1 \
   | grep --line-buffered -v "Kernel is running over TCP" | tee "$OUT/notebooks.log"
-timeout -k 10 "${BENCH_TIMEOUT:-100}" python3 bench/bench_training.py --steps 50 --configs jax torch naive-jax 2>&1 \
+timeout -k 10 "${BENCH_TIMEOUT:-100}" python3 -m bench.bench_training --steps 50 --configs jax torch naive-jax 2>&1 \
   | tee "$OUT/bench_training.log"
 grep -A20 "^== summary" "$OUT/gpu_check.log"

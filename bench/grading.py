@@ -3,23 +3,20 @@
 Every student submits all four notebooks answered with the solutions, and a trained
 model for notebook 3; the whole pipeline runs (release, autograde, feedback, export).
 
-    python bench/grading.py --students 30
+    python -m bench.grading --students 30
 """
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "grading"))
+from crsky.course import COURSE_ROOT
+from crsky.grading import pipeline
+from crsky.grading.samples import answered, submit
 
-import grade as pipeline  # noqa: E402
-from samples import answered, submit  # noqa: E402
-
-MODEL = ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras"
+MODEL = COURSE_ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras"
 
 
 def main():

@@ -8,24 +8,24 @@ neighbours as ``top_k``:
     top_k       edgeconv.knn_indices(method="top_k"): keras.ops.top_k on the negated distances;
     select      edgeconv.knn_indices(method="select"): k rounds of two min reductions, each
                 taking the next (distance, index) pair in lexicographic order (exact, ties too);
-    argmin      the same with one argmin per round (exact where argmin takes the first minimum);
+    argmin      the same with one argmin per round (exact where argmin takes the first minimum:
+                JAX, NumPy);
     chunked     top_k within chunks of the row, then top_k among the chunk winners;
     argsort     a full argsort, sliced.
 
-Then it trains the reference model with each of ``--train`` (patched into the layer) for a
-few epochs, as bench/gpu_check.py trains its recipes, and prints s/epoch and test accuracy.
+Then it trains the reference model with each of ``--train`` (an EdgeConv subclass whose
+``find_neighbors`` uses the method) for a few epochs, as bench/gpu_check.py trains its
+recipes, and prints s/epoch and test accuracy.
 
-    KERAS_BACKEND=jax python bench/knn_methods.py                # GPU machine
-    KERAS_BACKEND=jax python bench/knn_methods.py --n-maps 1500 --epochs 1 --calls 3
+    KERAS_BACKEND=jax python -m bench.knn_methods                # GPU machine
+    KERAS_BACKEND=jax python -m bench.knn_methods --n-maps 1500 --epochs 1 --calls 3
 """
 
 import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -33,14 +33,19 @@ from keras import ops  # noqa: E402
 
 import edgeconv  # noqa: E402
 
-SHIPPED = edgeconv.knn_indices
-
-
 distances = edgeconv.pairwise_distances
 
 
 def knn_argmin(points, k):
-    return edgeconv.k_smallest_by_selection(distances(points), k, argmin=True)
+    """k rounds of one argmin each, the chosen column masked with +inf between rounds."""
+    distance = distances(points)
+    position = ops.arange(ops.shape(distance)[-1])
+    chosen = []
+    for _ in range(k):
+        index = ops.argmin(distance, axis=-1)  # (B, P)
+        chosen.append(index)
+        distance = ops.where(position == ops.expand_dims(index, -1), float("inf"), distance)
+    return ops.stack(chosen, axis=-1)
 
 
 def knn_chunked(points, k, chunks=20):
@@ -63,13 +68,24 @@ def knn_argsort(points, k):
 
 
 METHODS = {
-    "top_k": lambda points, k: SHIPPED(points, k, method="top_k"),
-    "select": lambda points, k: SHIPPED(points, k, method="select"),
+    "top_k": lambda points, k: edgeconv.knn_indices(points, k, method="top_k"),
+    "select": lambda points, k: edgeconv.knn_indices(points, k, method="select"),
     "argmin": knn_argmin,
     "chunked": knn_chunked,
     "argsort": knn_argsort,
 }
 TOP_K = METHODS["top_k"]
+
+
+def layer_using(method):
+    """An EdgeConv class that finds neighbours with ``METHODS[method]``."""
+
+    class BenchEdgeConv(edgeconv.EdgeConv):
+        def find_neighbors(self, points):
+            return METHODS[method](points, self.next_neighbors)
+
+    BenchEdgeConv.__name__ = f"EdgeConv_{method}"
+    return BenchEdgeConv
 
 
 def timed(fn, inputs, calls):
@@ -139,25 +155,22 @@ def main():
 
     if not args.train:
         return
-    from gpu_check import train_variant
-
-    from crsky.dataset import train_test_split
+    from bench.gpu_check import train_variant
+    from crsky import experiment
     from crsky.simulate import simulate
 
-    sim = simulate("textbook", args.n_maps, seed=1, processes=min(8, os.cpu_count() or 1), progress=False)
-    (x_train, y_train), (x_test, y_test) = train_test_split(sim)
+    sim = simulate(experiment.PRESET, args.n_maps, seed=experiment.DATA_SEED, processes=min(8, os.cpu_count() or 1))
+    (x_train, y_train), _, (x_test, y_test) = experiment.split(sim, validation_fraction=0)
     print(f"\nreference model, {len(x_train)} training maps, batch {args.batch_size}, {args.epochs} epochs")
     for name in args.train:
-        edgeconv.knn_indices = lambda points, k, method="auto", name=name: METHODS[name](points, k)  # looked up when tracing
         try:
-            r = train_variant(x_train, y_train, x_test, y_test, args.epochs, args.batch_size, 25, "float32", 3e-3)
+            r = train_variant(x_train, y_train, x_test, y_test, args.epochs, args.batch_size, 25, "float32", 3e-3,
+                              layer_class=layer_using(name))
             print(f"  {name:8s} {r['s_per_epoch']:6.2f} s/epoch ({1000 * r['s_per_epoch'] / r['steps_per_epoch']:.2f} ms/step; "
                   f"first {r['s_per_epoch_first']:.1f} s)   test accuracy {r['test_accuracy']:.4f}, "
                   f"AUC {r['test_auc']:.4f}", flush=True)
         except Exception as error:
             print(f"  {name:8s} FAILED {type(error).__name__}: {str(error)[:300]}", flush=True)
-        finally:
-            edgeconv.knn_indices = SHIPPED
 
 if __name__ == "__main__":
     main()

@@ -39,14 +39,9 @@ class NaiveEdgeConv(EdgeConv):
 
 def build_naive_reference_model():
     """The reference DGCNN with the naive layer (4,770 parameters)."""
-    from crsky import models
+    from crsky.models import build_reference_model
 
-    original = models.EdgeConv
-    models.EdgeConv = NaiveEdgeConv
-    try:
-        return models.build_reference_model()
-    finally:
-        models.EdgeConv = original
+    return build_reference_model(layer_class=NaiveEdgeConv)
 
 
 keras.saving.register_keras_serializable(package="bench")(NaiveEdgeConv)

@@ -5,8 +5,8 @@ the sources) in order, with nbclient, at ``--size`` (``small``, ``cpu`` or ``gpu
 ``CRSKY_SIZE`` switch), prints the seconds per notebook, the cells that raised and the lines
 that report accuracies, and can keep the executed notebooks with their plots.
 
-    python bench/notebooks.py --size cpu
-    python bench/notebooks.py --size gpu --keep executed/     # on a GPU machine
+    python -m bench.notebooks --size cpu
+    python -m bench.notebooks --size gpu --keep executed/     # on a GPU machine
 """
 
 import argparse
@@ -18,9 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# In order: 04 uses the model 03 saves. The same list as grading/grade.py's.
-ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
+from crsky.course import ASSIGNMENTS, COURSE_ROOT as ROOT
 REPORTED = ("accuracy", "size '", "training,", "AUC")
 
 

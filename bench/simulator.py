@@ -2,8 +2,8 @@
 
 Each configuration runs in its own process so that its peak resident memory is its own.
 
-    python bench/simulator.py                       # 50,000 textbook maps, 1 and 2 processes
-    python bench/simulator.py --n-maps 10000 --presets textbook jf12
+    python -m bench.simulator                       # 50,000 textbook maps, 1 and 2 processes
+    python -m bench.simulator --n-maps 10000 --presets textbook jf12
 """
 
 import argparse
@@ -20,8 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def worker(preset, n_maps, processes, chunk_size):
     import resource
 
-    sys.path.insert(0, ROOT)
-    from crsky.dataset import write_simulation
+    from crsky.simulate import write_simulation
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -51,8 +50,8 @@ def main():
     baseline = None
     for preset in args.presets:
         for processes in args.processes:
-            run = subprocess.run([sys.executable, __file__, "--worker", preset, str(args.n_maps), str(processes),
-                                  str(args.chunk_size)], capture_output=True, text=True)
+            run = subprocess.run([sys.executable, "-m", "bench.simulator", "--worker", preset, str(args.n_maps),
+                                  str(processes), str(args.chunk_size)], capture_output=True, text=True, cwd=ROOT)
             if run.returncode:
                 print(f"{preset} x{processes} FAILED:\n{run.stderr[-2000:]}")
                 continue

@@ -74,16 +74,17 @@ def evaluate_pair_count(x_train, y_train, x_test, y_test, psi_deg=DEFAULT_PSI_DE
 
 
 def main(argv=None):
-    from crsky.dataset import load_file, train_test_split
+    from crsky import experiment
+    from crsky.fileformat import load_file
 
     parser = argparse.ArgumentParser(prog="python -m crsky.baseline", description=__doc__.splitlines()[0])
     parser.add_argument("file", help="a cr_sphere .npz file")
     parser.add_argument("--psi", type=float, nargs="+", default=list(DEFAULT_PSI_DEG), help="angles in degrees")
     parser.add_argument("--n-test", type=int, default=None, help="test maps at the end of the file")
-    parser.add_argument("--max-train", type=int, default=10000, help="training maps used to choose psi")
     args = parser.parse_args(argv)
-    (x_train, y_train), (x_test, y_test) = train_test_split(load_file(args.file), args.n_test)
-    x_train, y_train = x_train[-args.max_train:], y_train[-args.max_train:]
+    data = experiment.split(load_file(args.file), args.n_test)
+    x_train, y_train = experiment.baseline_subset(*data.train)
+    x_test, y_test = data.test
     result = evaluate_pair_count(x_train, y_train, x_test, y_test, tuple(args.psi))
     print(f"pair-count baseline on {args.file}: {len(y_test)} test maps")
     for psi, (auc, accuracy) in result["per_psi"].items():

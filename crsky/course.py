@@ -1,4 +1,4 @@
-"""Helpers the notebooks share: the repository URL, quiet logs, the size switch, GPU detection.
+"""Helpers the notebooks share: where the course lives, quiet logs, the size switch, GPU detection.
 
 The size switch is the environment variable ``CRSKY_SIZE``:
     ``small``  a few hundred maps and one epoch: CI executes every notebook this way;
@@ -9,16 +9,23 @@ Under nbgrader's autograde it is always ``small``: nothing is trained there.
 """
 
 import contextlib
-import dataclasses
 import importlib.util
 import logging
 import os
 import sys
 import warnings
+from pathlib import Path
+
+from crsky.experiment import SIZES
 
 # Where the course lives; the notebooks' set-up cells and badges use this URL (a CI test
 # checks that every notebook agrees with it).
 REPO_URL = "https://github.com/crsky-course/crsky"
+# The course's assignments, in order (04 uses the model 03 saves); one folder each in
+# solutions/ (instructor notebooks) and notebooks/ (student notebooks).
+ASSIGNMENTS = ("01_sky", "02_kernel", "03_training", "04_graph")
+# The repository (solutions/, notebooks/, grading/) when the package is used from a checkout.
+COURSE_ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
@@ -59,27 +66,8 @@ def has_gpu():
     return on_gpu()
 
 
-@dataclasses.dataclass(frozen=True)
-class Size:
-    """How much data and training a notebook uses."""
-
-    name: str
-    n_maps: int
-    epochs: int
-    batch_size: int = 64
-
-
-SIZES = {
-    "small": Size("small", n_maps=600, epochs=1),
-    # Batches of 32 on a CPU: this small network learns per update, and two CPU cores make twice
-    # as many updates of half the size in the same time (0.920 vs 0.859 test accuracy, both ~7 min).
-    "cpu": Size("cpu", n_maps=30000, epochs=5, batch_size=32),
-    "gpu": Size("gpu", n_maps=50000, epochs=10),
-}
-
-
 def size(verbose=True):
-    """The :class:`Size` chosen by ``CRSKY_SIZE`` or, when unset, by the hardware."""
+    """The :class:`crsky.experiment.Size` chosen by ``CRSKY_SIZE`` or, when unset, by the hardware."""
     name = os.environ.get("CRSKY_SIZE", "").strip().lower()
     if name and name not in SIZES:
         raise ValueError(f"CRSKY_SIZE must be one of {sorted(SIZES)} or unset, got {name!r}.")

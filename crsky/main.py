@@ -10,18 +10,20 @@ import json
 import time
 from pathlib import Path
 
-from crsky.course import SIZES
+from crsky import experiment
+
+CPU = experiment.SIZES["cpu"]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m crsky.main", description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="textbook")
-    parser.add_argument("--n-maps", type=int, default=SIZES["cpu"].n_maps,
+    parser.add_argument("--preset", default=experiment.PRESET)
+    parser.add_argument("--n-maps", type=int, default=CPU.n_maps,
                         help="maps to simulate; the last fifth (at most 10,000) is the test set "
-                             f"(default {SIZES['cpu'].n_maps}: the notebooks' CPU size)")
-    parser.add_argument("--epochs", type=int, default=SIZES["cpu"].epochs)
-    parser.add_argument("--batch-size", type=int, default=SIZES["cpu"].batch_size)
-    parser.add_argument("--seed", type=int, default=1)
+                             f"(default {CPU.n_maps}: the notebooks' CPU size)")
+    parser.add_argument("--epochs", type=int, default=CPU.epochs)
+    parser.add_argument("--batch-size", type=int, default=CPU.batch_size)
+    parser.add_argument("--seed", type=int, default=experiment.DATA_SEED)
     parser.add_argument("--out", default="out", help="folder for plots, model and summary")
     args = parser.parse_args(argv)
 
@@ -36,38 +38,38 @@ def main(argv=None):
 
     from crsky import plots
     from crsky.baseline import evaluate_pair_count
-    from crsky.dataset import load_sky_maps, train_test_split
+    from crsky.dataset import load_sky_maps
     from crsky.training import evaluate, train_reference
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"1/4 simulating {args.n_maps} sky maps (preset {args.preset!r}, seed {args.seed})")
     arrays = load_sky_maps("simulate", args.preset, args.n_maps, args.seed, cache_dir=out / "data")
-    (x_train, y_train), (x_test, y_test) = train_test_split(arrays)
-    n_val = max(1, len(x_train) // 10)
+    data = experiment.split(arrays)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     test_source_id = arrays["source_id"][-len(y_test):]
     iso, sig = int(np.flatnonzero(y_test == 0)[0]), int(np.flatnonzero(y_test == 1)[0])
     plots.skymap_pair(x_test[iso], x_test[sig], test_source_id[sig]).savefig(out / "skymaps.png", dpi=120)
 
-    print(f"2/4 training the reference DGCNN on {len(x_train) - n_val} maps, validating on {n_val} "
+    print(f"2/4 training the reference DGCNN on {len(x_train)} maps, validating on {len(x_val)} "
           f"(keras {keras.__version__}, backend {keras.backend.backend()})")
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
-    model, history = train_reference(x_train[:-n_val], y_train[:-n_val], x_train[-n_val:], y_train[-n_val:],
-                                     epochs=args.epochs, batch_size=args.batch_size, verbose=2)
+    model, history = train_reference(x_train, y_train, x_val, y_val, epochs=args.epochs, batch_size=args.batch_size,
+                                     verbose=2)
     train_seconds = time.perf_counter() - start
     model.save(out / "dgcnn.keras")
     plots.training_curves(history).savefig(out / "training.png", dpi=120)
 
     print(f"3/4 evaluating on {len(y_test)} test maps")
     accuracy, auc, probability = evaluate(model, x_test, y_test)
-    baseline = evaluate_pair_count(x_train[:5000], y_train[:5000], x_test, y_test)
+    baseline = evaluate_pair_count(*experiment.baseline_subset(x_train, y_train), x_test, y_test)
     ax = plots.roc_curves({"DGCNN": (y_test, probability),
                            f"pair count, psi {baseline['psi_deg']:g} deg": (y_test, baseline["scores"])})
     ax.figure.savefig(out / "roc.png", dpi=120, bbox_inches="tight")
 
     summary = {
-        "preset": args.preset, "n_maps": args.n_maps, "n_train": len(x_train) - n_val, "n_val": n_val,
+        "preset": args.preset, "n_maps": args.n_maps, "n_train": len(x_train), "n_val": len(x_val),
         "n_test": len(y_test), "epochs": args.epochs, "seed": args.seed, "backend": keras.backend.backend(),
         "train_seconds": round(train_seconds, 1), "dgcnn_test_accuracy": round(accuracy, 4),
         "dgcnn_test_auc": round(auc, 4), "pair_count_psi_deg": baseline["psi_deg"],

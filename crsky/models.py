@@ -1,11 +1,24 @@
-"""The textbook's kernel network and reference Dynamic Graph CNN (Exercise 10.1)."""
+"""The textbook's kernel network and reference Dynamic Graph CNN (Exercise 10.1), and the
+model inputs built from sky maps."""
 
 import keras
+import numpy as np
 from keras import layers
 
 from edgeconv import EdgeConv
 
 NUM_POINTS = 500
+
+
+def model_inputs(x):
+    """The DGCNN's inputs from maps ``(n, P, 4)``: ``[points (n, P, 3), features (n, P, 4)]``,
+    points the unit vectors and features (energy, x, y, z), as the textbook builds them."""
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[-1] != 4:
+        raise ValueError(f"expected sky maps of shape (n_maps, n_events, 4), got {x.shape}.")
+    points = x[..., :3]
+    features = np.concatenate([x[..., 3:], points], axis=-1)
+    return [points, features]
 
 
 def kernel_nn(data, nodes=16, bn_momentum=0.99):
@@ -29,12 +42,15 @@ def kernel_nn(data, nodes=16, bn_momentum=0.99):
     return x
 
 
-def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_momentum=0.99, agg_func="mean"):
+def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_momentum=0.99, agg_func="mean",
+                          layer_class=EdgeConv, **layer_options):
     """The textbook's DGCNN: two EdgeConvs on the fixed sky graph, one dynamic.
 
     Inputs are ``[points (batch, P, 3), features (batch, P, 4)]``, the features being
     (normalised energy, x, y, z); the output is ``(batch, 2)`` softmax probabilities
     (isotropic, signal). With the defaults it has 4,770 parameters (4,434 trainable).
+    ``layer_class`` (an EdgeConv or a subclass) and ``layer_options`` (e.g.
+    ``knn_method="top_k"``) choose the graph layer, for benchmarks and experiments.
     """
     points_input = layers.Input((num_points, 3), name="points")
     feats_input = layers.Input((num_points, 4), name="features")
@@ -42,11 +58,14 @@ def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_mome
     def kernel(width):
         return lambda a: kernel_nn(a, nodes=width, bn_momentum=bn_momentum)
 
-    x = EdgeConv(kernel(nodes[0]), next_neighbors=k, agg_func=agg_func)([points_input, feats_input])
+    def edgeconv(width):
+        return layer_class(kernel(width), next_neighbors=k, agg_func=agg_func, **layer_options)
+
+    x = edgeconv(nodes[0])([points_input, feats_input])
     x = layers.Activation("relu")(x)
-    x = EdgeConv(kernel(nodes[1]), next_neighbors=k, agg_func=agg_func)([points_input, x])
+    x = edgeconv(nodes[1])([points_input, x])
     x = layers.Activation("relu")(x)
-    x = EdgeConv(kernel(nodes[2]), next_neighbors=k, agg_func=agg_func)([x, x])  # dynamic graph
+    x = edgeconv(nodes[2])([x, x])  # dynamic graph
     x = layers.Activation("relu")(x)
     x = layers.GlobalAveragePooling1D(name="embedding")(x)
     # float32 output even under a mixed-precision policy (a stable softmax and loss).

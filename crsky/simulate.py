@@ -18,8 +18,6 @@ Command line::
 """
 
 import argparse
-import dataclasses
-import json
 import multiprocessing
 import sys
 import time
@@ -27,104 +25,14 @@ import time
 import numpy as np
 
 from crsky import deflection as deflection_models
+from crsky import experiment
+from crsky.fileformat import write_maps
+from crsky.presets import PRESETS, as_parameters
 from crsky.sky import auger_exposure, exposure_weighted_directions, fisher_smear
-from crsky.spectrum import EMAX_EEV, EMIN_EEV, EnergySampler, energy_feature
+from crsky.spectrum import EMAX_EEV, EnergySampler, energy_feature
 
 SIMULATOR_VERSION = "1.0"
 BLOCK_SIZE = 250  # maps per random stream; fixed so that chunking cannot change results
-
-
-@dataclasses.dataclass(frozen=True)
-class SkyParameters:
-    """Physics parameters of a simulated data set (angles in degrees, energies in EeV).
-
-    n_events: cosmic rays per map.
-    n_sources: sources per signal map.
-    signal_fraction: fraction of a signal map's cosmic rays that come from the sources.
-    deflection: "constant" (one street direction per source) or "jf12" (JF12 regular field).
-    deflection_deg_eev: D, street length per unit Z / E for "constant" (deg EeV); for
-        "jf12" a factor on the field's deflections (1.0 = JF12 as published).
-    smearing_deg_eev: S, turbulent-field spread per unit Z / E (deg EeV).
-    resolution_deg: detector angular resolution, added in quadrature.
-    charges: mixture of nuclear charges as ((Z, weight), ...).
-    emin_eev: energy threshold.
-    exposure: None (full sky) or "auger" (a ground array at latitude -35.2 deg).
-    """
-
-    n_events: int = 500
-    n_sources: int = 5
-    signal_fraction: float = 0.05
-    deflection: str = "constant"
-    deflection_deg_eev: float = 320.0
-    smearing_deg_eev: float = 90.0
-    resolution_deg: float = 1.0
-    charges: tuple = ((1, 1.0),)
-    emin_eev: float = EMIN_EEV
-    exposure: str | None = None
-
-    def __post_init__(self):
-        errors = []
-        if not isinstance(self.n_events, int) or self.n_events < 2:
-            errors.append(f"n_events must be an integer >= 2, got {self.n_events!r}")
-        if not isinstance(self.n_sources, int) or not 1 <= self.n_sources <= 127:
-            errors.append(f"n_sources must be an integer from 1 to 127, got {self.n_sources!r}")
-        if not 0.0 < self.signal_fraction <= 1.0:
-            errors.append(f"signal_fraction must be in (0, 1], got {self.signal_fraction!r}")
-        elif isinstance(self.n_sources, int) and isinstance(self.n_events, int) \
-                and round(self.signal_fraction * self.n_events) < self.n_sources:
-            errors.append(
-                f"signal_fraction * n_events = {self.signal_fraction * self.n_events:g} cosmic rays "
-                f"cannot feed {self.n_sources} sources (at least one each)")
-        if self.deflection not in ("constant", "jf12"):
-            errors.append(f"deflection must be 'constant' or 'jf12', got {self.deflection!r}")
-        for name in ("deflection_deg_eev", "smearing_deg_eev", "resolution_deg"):
-            if not np.isfinite(getattr(self, name)) or getattr(self, name) < 0:
-                errors.append(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}")
-        charges = tuple(tuple(c) for c in self.charges)
-        if not charges or any(len(c) != 2 or int(c[0]) != c[0] or not 1 <= c[0] <= 26 or c[1] < 0 for c in charges) \
-                or sum(c[1] for c in charges) <= 0:
-            errors.append(f"charges must be ((Z, weight), ...) with 1 <= Z <= 26 and weights >= 0 "
-                          f"summing to > 0, got {self.charges!r}")
-        if not EMIN_EEV / 10 <= self.emin_eev < EMAX_EEV:
-            errors.append(f"emin_eev must be in [{EMIN_EEV / 10:.1f}, {EMAX_EEV:.0f}) EeV, got {self.emin_eev!r}")
-        if self.exposure not in (None, "auger"):
-            errors.append(f"exposure must be None or 'auger', got {self.exposure!r}")
-        if errors:
-            raise ValueError("invalid sky parameters: " + "; ".join(errors) + ".")
-        object.__setattr__(self, "charges", tuple((int(z), float(w)) for z, w in charges))
-
-    def to_json(self):
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text):
-        values = json.loads(text)
-        values["charges"] = tuple(tuple(c) for c in values["charges"])
-        return cls(**values)
-
-
-PRESETS = {
-    # The default: the graph network must clearly beat the pair-count statistic.
-    "textbook": SkyParameters(n_sources=5, signal_fraction=0.05, deflection_deg_eev=400.0, smearing_deg_eev=60.0),
-    # Few bright sources with short streets: any method finds them.
-    "easy": SkyParameters(n_sources=3, signal_fraction=0.06, deflection_deg_eev=160.0, smearing_deg_eev=60.0),
-    # Many faint sources, mixed charges: the energy ordering is broken.
-    "hard": SkyParameters(n_sources=10, signal_fraction=0.06, deflection_deg_eev=320.0, smearing_deg_eev=90.0,
-                          charges=((1, 0.3), (2, 0.4), (7, 0.3))),
-    # Streets from the JF12 regular field: direction and length vary over the sky.
-    "jf12": SkyParameters(n_sources=5, signal_fraction=0.05, deflection="jf12", deflection_deg_eev=1.0,
-                          smearing_deg_eev=60.0),
-    # As "textbook", seen by a southern ground array (Auger-like exposure).
-    "auger": SkyParameters(n_sources=5, signal_fraction=0.05, deflection_deg_eev=400.0, smearing_deg_eev=60.0,
-                           exposure="auger"),
-}
-
-
-def get_preset(name):
-    """The :class:`SkyParameters` of a named preset."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
-    return PRESETS[name]
 
 
 def _deflection_model(params):
@@ -218,13 +126,18 @@ def _progress_bar(**kwargs):
     return tqdm(**kwargs)
 
 
+def check_request(n_maps, seed):
+    """Raise a ValueError for a map count or seed the simulator cannot take."""
+    if isinstance(n_maps, bool) or not isinstance(n_maps, (int, np.integer)) or n_maps < 1:
+        raise ValueError(f"n_maps must be a positive integer, got {n_maps!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+
+
 def iter_chunks(params, n_maps, seed, chunk_size=5000, processes=1, progress=True):
     """Yield ``(start, arrays)`` for consecutive chunks of at most ``chunk_size`` maps
     (rounded up to whole blocks) covering maps ``0 .. n_maps - 1``."""
-    if not isinstance(n_maps, (int, np.integer)) or n_maps < 1:
-        raise ValueError(f"n_maps must be a positive integer, got {n_maps!r}.")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    check_request(n_maps, seed)
     blocks_per_chunk = max(1, -(-int(chunk_size) // BLOCK_SIZE))
     n_blocks = -(-n_maps // BLOCK_SIZE)
     pool = multiprocessing.get_context("spawn").Pool(processes) if processes > 1 else None
@@ -246,32 +159,42 @@ def iter_chunks(params, n_maps, seed, chunk_size=5000, processes=1, progress=Tru
             pool.join()
 
 
-def simulate(params="textbook", n_maps=1000, seed=1, chunk_size=5000, processes=1, progress=False):
+def simulate(params=experiment.PRESET, n_maps=1000, seed=experiment.DATA_SEED, chunk_size=5000, processes=1,
+             progress=False):
     """Simulate ``n_maps`` sky maps in memory. ``params``: a preset name or :class:`SkyParameters`.
 
     Returns a dict: ``data`` (n, 500, 4) float32, ``label`` (n,) int32, ``source_id``
     (n, 500) int8, ``source_direction`` (n, n_sources, 3) float32, ``params`` (JSON), ``seed``.
     """
-    params = get_preset(params) if isinstance(params, str) else params
+    params = as_parameters(params)
+    check_request(n_maps, seed)
     chunks = [arrays for _, arrays in iter_chunks(params, n_maps, seed, chunk_size, processes, progress)]
     out = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
     out.update(params=params.to_json(), seed=int(seed), simulator_version=SIMULATOR_VERSION)
     return out
 
 
-def main(argv=None):
-    from crsky.dataset import write_simulation
+def write_simulation(path, params, n_maps, seed, chunk_size=5000, processes=1, progress=True):
+    """Simulate ``n_maps`` maps straight into the ``.npz`` file ``path`` (see
+    :func:`crsky.fileformat.write_maps`: memory bounded by ``chunk_size``, written atomically)."""
+    params = as_parameters(params)
+    check_request(n_maps, seed)
+    metadata = {"params": params.to_json(), "seed": int(seed), "simulator_version": SIMULATOR_VERSION}
+    chunks = iter_chunks(params, n_maps, seed, chunk_size, processes, progress)
+    return write_maps(path, chunks, n_maps, params.n_events, params.n_sources, metadata)
 
+
+def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m crsky.simulate", description="Simulate cosmic-ray sky maps.")
-    parser.add_argument("--preset", default="textbook", choices=sorted(PRESETS))
-    parser.add_argument("--n-maps", type=int, default=50000)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--preset", default=experiment.PRESET, choices=sorted(PRESETS))
+    parser.add_argument("--n-maps", type=int, default=experiment.N_MAPS)
+    parser.add_argument("--seed", type=int, default=experiment.DATA_SEED)
     parser.add_argument("-o", "--output", required=True, help="the .npz file to write")
     parser.add_argument("--chunk-size", type=int, default=5000, help="maps held in memory at once")
     parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    path = write_simulation(args.output, get_preset(args.preset), args.n_maps, args.seed,
+    path = write_simulation(args.output, args.preset, args.n_maps, args.seed,
                             chunk_size=args.chunk_size, processes=args.processes)
     elapsed = time.perf_counter() - start
     print(f"wrote {args.n_maps} maps ({args.preset}, seed {args.seed}) to {path} in {elapsed:.1f} s "

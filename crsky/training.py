@@ -14,8 +14,7 @@ import keras
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from crsky.dataset import model_inputs
-from crsky.models import build_reference_model
+from crsky.models import build_reference_model, model_inputs
 
 
 def compile_stable(model, steps, learning_rate=3e-3, weight_decay=1e-4, jit_compile="auto", steps_per_execution=1):
@@ -38,17 +37,18 @@ def fast_jit_compile():
 
 
 def train_reference(x_train, y_train, x_val=None, y_val=None, epochs=10, batch_size=64, learning_rate=3e-3,
-                    bn_momentum=0.9, verbose=1, callbacks=(), steps_per_execution=1):
+                    bn_momentum=0.9, verbose=1, callbacks=(), steps_per_execution=1, **model_options):
     """Build and train the reference DGCNN on maps ``(n, 500, 4)`` with integer labels,
-    validating on ``x_val, y_val`` when given.
+    validating on ``x_val, y_val`` when given (and not empty). ``model_options`` go to
+    :func:`crsky.models.build_reference_model` (e.g. ``layer_class``, ``knn_method``).
 
     Returns ``(model, history)``; the history also holds ``seconds_per_epoch``.
     """
-    model = build_reference_model(num_points=x_train.shape[1], bn_momentum=bn_momentum)
+    model = build_reference_model(num_points=x_train.shape[1], bn_momentum=bn_momentum, **model_options)
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
     compile_stable(model, steps, learning_rate, jit_compile=fast_jit_compile(),
                    steps_per_execution=steps_per_execution)
-    validation = None if x_val is None else (model_inputs(x_val), keras.utils.to_categorical(y_val, 2))
+    validation = None if x_val is None or len(x_val) == 0 else (model_inputs(x_val), keras.utils.to_categorical(y_val, 2))
     start = time.perf_counter()
     history = model.fit(
         model_inputs(x_train), keras.utils.to_categorical(y_train, 2), validation_data=validation,

@@ -1,22 +1,15 @@
 """The benchmark's naive layer computes what the real one computes (so its ratio is fair)."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 pytestmark = pytest.mark.keras
 
 
 def test_naive_reference_model_matches_the_real_one():
     import keras
-    from naive_edgeconv import build_naive_reference_model
-
-    from crsky.dataset import model_inputs
-    from crsky.models import build_reference_model
+    from bench.naive_edgeconv import build_naive_reference_model
+    from crsky.models import build_reference_model, model_inputs
     from crsky.simulate import simulate
 
     real, naive = build_reference_model(), build_naive_reference_model()
@@ -30,7 +23,7 @@ def test_naive_reference_model_matches_the_real_one():
 def test_knn_methods_in_the_benchmark_pick_the_same_neighbours(name):
     """bench/knn_methods.py compares speeds: only fair if every method selects the same graph."""
     import keras
-    from knn_methods import METHODS
+    from bench.knn_methods import METHODS
 
     rng = np.random.default_rng(2)
     sky = rng.normal(size=(2, 120, 3))

@@ -3,12 +3,13 @@
 import pytest
 
 from crsky import course
+from crsky.experiment import SIZES
 
 
 def test_size_switch(monkeypatch):
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.setenv("CRSKY_SIZE", "small")
-    assert course.size(verbose=False) == course.SIZES["small"]
+    assert course.size(verbose=False) == SIZES["small"]
     monkeypatch.setenv("CRSKY_SIZE", "GPU ")
     assert course.size(verbose=False).name == "gpu"
     monkeypatch.setenv("CRSKY_SIZE", "huge")
@@ -30,3 +31,9 @@ def test_without_a_switch_the_hardware_decides(monkeypatch):
     assert course.size(verbose=False).name == "cpu"
     monkeypatch.setattr(course, "has_gpu", lambda: True)
     assert course.size(verbose=False).name == "gpu"
+
+
+def test_the_assignments_are_the_solution_folders():
+    folders = sorted(p.name for p in (course.COURSE_ROOT / "solutions").iterdir() if p.is_dir())
+    assert list(course.ASSIGNMENTS) == folders
+    assert sorted(p.name for p in (course.COURSE_ROOT / "notebooks").iterdir() if p.is_dir()) == folders

@@ -1,12 +1,15 @@
-"""The cr_sphere file format: writing, loading, validation errors, the download fallback."""
+"""The cr_sphere file format: writing, loading, validation errors, the download fallback;
+the course's split and the model inputs."""
 
 import numpy as np
 import pytest
 
-from crsky import dataset
-from crsky.dataset import (DataFileError, fetch_original, load_file, load_sky_maps, model_inputs, save_arrays,
-                           train_test_split, write_simulation)
-from crsky.simulate import PRESETS, simulate
+from crsky import experiment, simulate as simulate_module
+from crsky.dataset import fetch_original, load_sky_maps
+from crsky.fileformat import DataFileError, load_file, save_arrays
+from crsky.models import model_inputs
+from crsky.presets import PRESETS
+from crsky.simulate import simulate, write_simulation
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +33,38 @@ def test_written_file_documents_itself_and_matches_memory(sky_file):
 
 def test_textbook_split_and_model_inputs(sky_file):
     arrays = load_file(sky_file)
-    (x_train, y_train), (x_test, y_test) = train_test_split(arrays)
-    assert len(x_test) == 120 and len(x_train) == 480  # a fifth of a small file
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = experiment.split(arrays)
+    assert len(x_test) == 120 and len(x_val) == 48 and len(x_train) == 432  # a fifth, then a tenth of the rest
     np.testing.assert_array_equal(x_test, arrays["data"][-120:])
+    np.testing.assert_array_equal(x_val, arrays["data"][432:480])
+    np.testing.assert_array_equal(y_train, arrays["label"][:432])
     points, features = model_inputs(x_test)
     assert points.shape == (120, 500, 3) and features.shape == (120, 500, 4)
     np.testing.assert_array_equal(features[..., 0], x_test[..., 3])
     np.testing.assert_array_equal(features[..., 1:], points)
-    assert dataset.default_n_test(50000) == 10000
-    with pytest.raises(ValueError, match="n_test must be between 1 and 599 for 600 maps, got 600"):
-        train_test_split(arrays, n_test=600)
+    assert experiment.n_test(50_000) == 10_000 and experiment.n_test(600) == 120
+    with pytest.raises(ValueError, match="the test set must hold between 1 and 599 of the 600 maps, got 600"):
+        experiment.split(arrays, n_test_maps=600)
     with pytest.raises(ValueError, match=r"expected sky maps of shape \(n_maps, n_events, 4\), got \(3, 4\)"):
         model_inputs(np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("n_maps, n_train, n_val, n_test", [(50_000, 36_000, 4_000, 10_000), (12, 8, 1, 3), (3, 1, 1, 1)])
+def test_split_never_leaves_an_empty_training_set(n_maps, n_train, n_val, n_test):
+    arrays = {"data": np.arange(n_maps), "label": np.arange(n_maps)}
+    train, val, test = experiment.split(arrays, n_test_maps=n_test)
+    assert (len(train[0]), len(val[0]), len(test[0])) == (n_train, n_val, n_test)
+    assert np.concatenate([train[1], val[1], test[1]]).tolist() == list(range(n_maps))
+    train, val, _ = experiment.split(arrays, n_test_maps=n_test, validation_fraction=0)
+    assert len(val[0]) == 0 and len(train[0]) == n_maps - n_test
+    with pytest.raises(ValueError, match="2 maps leave no training maps after 1 test and 1 validation maps"):
+        experiment.split({"data": np.arange(2), "label": np.arange(2)}, n_test_maps=1)
+
+
+def test_baseline_subset_is_the_first_training_maps():
+    x, y = np.arange(12_000), np.arange(12_000) % 2
+    x_base, y_base = experiment.baseline_subset(x, y)
+    assert len(x_base) == experiment.BASELINE_MAX_TRAIN and x_base[0] == 0 and y_base[1] == 1
 
 
 def good_arrays(n=4):
@@ -153,7 +176,18 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dataset, "iter_chunks", explode)
+    monkeypatch.setattr(simulate_module, "iter_chunks", explode)
     with pytest.raises(KeyboardInterrupt):
         write_simulation(tmp_path / "sky.npz", "textbook", 10, seed=1)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("n_maps, seed, message", [
+    (-5, 1, "n_maps must be a positive integer, got -5"),
+    (10, -1, "seed must be a non-negative integer, got -1"),
+    (2.5, 1, "n_maps must be a positive integer, got 2.5"),
+])
+def test_bad_requests_are_refused_before_anything_is_allocated(tmp_path, n_maps, seed, message):
+    with pytest.raises(ValueError, match=message):
+        write_simulation(tmp_path / "sky.npz", "textbook", n_maps, seed=seed)
     assert not list(tmp_path.iterdir())

@@ -284,3 +284,37 @@ def test_bad_arguments(kwargs, message):
 def test_kernel_func_not_callable():
     with pytest.raises(ValueError, match="kernel_func must be a function"):
         EdgeConv("dense", next_neighbors=3)
+
+
+@pytest.mark.parametrize("method", ["top_k", "select"])
+def test_knn_method_is_a_layer_option_that_is_saved(tmp_path, method):
+    points, features = random_inputs(num_points=20)
+    points_input, feats_input = layers.Input((20, 3)), layers.Input((20, 4))
+    layer = EdgeConv(dense_kernel(6), next_neighbors=4, knn_method=method)
+    model = keras.Model([points_input, feats_input], layer([points_input, feats_input]))
+    reference = EdgeConv(layer.kernel_func, next_neighbors=4, knn_method="auto")([points, features])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model([points, features])),
+                               keras.ops.convert_to_numpy(reference), rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert loaded.layers[-1].knn_method == method and f"knn_method='{method}'" in repr(loaded.layers[-1])
+    with pytest.raises(ValueError, match="knn_method must be 'auto', 'top_k' or 'select', got 'sort'"):
+        EdgeConv(dense_kernel(), next_neighbors=3, knn_method="sort")
+
+
+def test_a_subclass_can_find_its_own_neighbours():
+    """Benchmarks and experiments swap the neighbour search by subclassing, not patching."""
+
+    class FirstPoints(EdgeConv):
+        def find_neighbors(self, points):
+            batch, num_points = keras.ops.shape(points)[0], keras.ops.shape(points)[1]
+            return keras.ops.broadcast_to(keras.ops.arange(self.next_neighbors), (batch, num_points, self.next_neighbors))
+
+    points, features = random_inputs()
+    layer = FirstPoints(dense_kernel(), next_neighbors=3)
+    out = keras.ops.convert_to_numpy(layer([points, features]))
+    kernel = layer.kernel_func
+    x_i = np.repeat(features[:, :, None, :], 3, axis=2).reshape(-1, 4)
+    x_j = np.repeat(features[:, None, :3, :], 12, axis=1).reshape(-1, 4)
+    expected = keras.ops.convert_to_numpy(kernel([x_i, x_j])).reshape(2, 12, 3, -1).mean(axis=2)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)

@@ -4,17 +4,16 @@ expected score; the batch always completes and no submitted file is touched."""
 import csv
 import hashlib
 import re
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from crsky.grading import pipeline
+from crsky.grading.samples import answered, submit
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "grading"))
-import grade as pipeline  # noqa: E402
-from samples import answered, submit  # noqa: E402
 
 GOOD_MODEL = ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras"
 TIMEOUT_S = 30
@@ -87,7 +86,7 @@ def score(graded, student, assignment):
 
 
 def expected_accuracy_points():
-    from crsky.grading import accuracy_points, held_out_maps, load_submitted_model, predict_signal_probability
+    from crsky.grading.scoring import accuracy_points, held_out_maps, load_submitted_model, predict_signal_probability
 
     x, y = held_out_maps()
     accuracy = np.mean((predict_signal_probability(load_submitted_model(GOOD_MODEL), x) > 0.5) == y)

@@ -2,7 +2,6 @@
 nbgrader validates the solutions and rejects the unanswered student notebooks, and
 notebooks/ is exactly what nbgrader generates from solutions/ with nothing leaked."""
 
-import importlib.util
 import json
 import os
 import re
@@ -14,10 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from crsky.course import REPO_URL
-
-ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = ["01_sky", "02_kernel", "03_training", "04_graph"]  # executed in this order (04 uses 03's model)
+from bench.notebooks import execute_solutions
+from crsky.course import ASSIGNMENTS, COURSE_ROOT as ROOT, REPO_URL
 
 
 def notebook_path(folder, assignment):
@@ -45,12 +42,8 @@ def jupyter_env(tmp_path_factory):
 def executed(jupyter_env, tmp_path_factory):
     """Copies of the solution notebooks, executed top to bottom with nbclient (as
     bench/notebooks.py times them)."""
-    # By path: "notebooks" is also the name of the student notebooks' folder.
-    spec = importlib.util.spec_from_file_location("bench_notebooks", ROOT / "bench" / "notebooks.py")
-    bench_notebooks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_notebooks)
     work = tmp_path_factory.mktemp("solutions")
-    return {assignment: nb for assignment, nb, _ in bench_notebooks.execute_solutions(work, ASSIGNMENTS, timeout=900)}
+    return {assignment: nb for assignment, nb, _ in execute_solutions(work, ASSIGNMENTS, timeout=900)}
 
 
 def outputs(cell, kind):

@@ -3,7 +3,7 @@
 import shutil
 from pathlib import Path
 
-from crsky.selfcheck import check, main
+from crsky.grading.selfcheck import check, main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,13 @@ from scipy import stats
 
 from crsky.deflection import JF12Lens, jf12_field, line_of_sight_integral
 from crsky.sky import EQUATORIAL_TO_GALACTIC, angular_distance, auger_exposure, fisher_smear, isotropic_directions, vectors_to_lonlat
-from crsky.simulate import BLOCK_SIZE, PRESETS, SkyParameters, simulate
+from crsky.presets import PRESETS, SkyParameters, as_parameters
+from crsky.simulate import BLOCK_SIZE, simulate
 from crsky.spectrum import energy_feature, energy_from_feature
 
-TEXTBOOK_MAP_QUANTILES = {0.25: 0.9583, 0.50: 0.9604, 0.75: 0.9632, 0.90: 0.9673}  # shared/physics.md
+# Quantiles of the normalised energy in the example map plotted in the textbook's exercise
+# (Deep Learning for Physics Research, Exercise 10.1), read off the plot.
+TEXTBOOK_MAP_QUANTILES = {0.25: 0.9583, 0.50: 0.9604, 0.75: 0.9632, 0.90: 0.9673}
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +189,19 @@ def test_progress_bar_without_ipywidgets_is_the_text_bar(monkeypatch):
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets now fails
     bar = _progress_bar(total=1, disable=True)
     assert type(bar).__module__ == "tqdm.std"
+
+
+def test_default_parameters_are_the_default_preset():
+    from crsky import experiment
+
+    assert SkyParameters() == PRESETS["textbook"] == as_parameters(experiment.PRESET)
+    assert as_parameters(PRESETS["easy"]) is PRESETS["easy"]
+    with pytest.raises(ValueError, match=r"unknown preset 'nope'; choose one of \['auger', 'easy', 'hard', 'jf12', 'textbook'\]"):
+        as_parameters("nope")
+
+
+@pytest.mark.parametrize("latitude_deg, max_zenith_deg", [(-35.2, 80.0), (39.0, 60.0), (0.0, 45.0)])
+def test_exposure_is_normalised_to_one_wherever_the_array_stands(latitude_deg, max_zenith_deg):
+    vectors = isotropic_directions(np.random.default_rng(5), (200_000,))
+    exposure = auger_exposure(vectors, latitude_deg, max_zenith_deg)
+    assert exposure.min() >= 0 and 0.999 < exposure.max() <= 1.0 + 1e-9

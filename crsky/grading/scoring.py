@@ -1,9 +1,9 @@
 """Scoring a student's saved model on held-out sky maps (used by the autograder's tests).
 
-The held-out maps come from the same preset as the training data and a seed students
-never trained on. An instructor hides the real one from students by setting
+The held-out maps come from the course's preset (:mod:`crsky.experiment`) and a seed
+students never trained on. An instructor hides the real one from students by setting
 ``CRSKY_GRADING_SEED`` (and optionally ``CRSKY_GRADING_N_MAPS``) on the grading machine
-only; without it a public seed is used, so students can check their work.
+only; without it the public seed is used, so students can check their work.
 """
 
 import os
@@ -12,20 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-PUBLIC_SEED = 20240601
-DEFAULT_N_MAPS = 2000
+from crsky import experiment
 
 
 class ModelFileError(ValueError):
     """A submitted model is missing, cannot be loaded or does not give probabilities."""
 
 
-def held_out_maps(preset="textbook", n_maps=None, seed=None):
+def held_out_maps(preset=experiment.PRESET, n_maps=None, seed=None):
     """Held-out maps and labels: ``(x (n, 500, 4), y (n,))``."""
     from crsky.simulate import simulate
 
-    seed = int(os.environ.get("CRSKY_GRADING_SEED", PUBLIC_SEED)) if seed is None else seed
-    n_maps = int(os.environ.get("CRSKY_GRADING_N_MAPS", DEFAULT_N_MAPS)) if n_maps is None else n_maps
+    seed = int(os.environ.get("CRSKY_GRADING_SEED", experiment.HELD_OUT_PUBLIC_SEED)) if seed is None else seed
+    n_maps = int(os.environ.get("CRSKY_GRADING_N_MAPS", experiment.HELD_OUT_MAPS)) if n_maps is None else n_maps
     sim = simulate(preset, n_maps, seed=seed)
     return sim["data"], sim["label"]
 
@@ -51,7 +50,7 @@ def load_submitted_model(path):
 
 def predict_signal_probability(model, x, batch_size=200):
     """Signal probability ``(n,)`` of a two-class model on maps ``x`` (inference mode)."""
-    from crsky.dataset import model_inputs
+    from crsky.models import model_inputs
 
     out = []
     for start in range(0, len(x), batch_size):
@@ -76,7 +75,7 @@ def accuracy_points(accuracy, points, full_marks_at, zero_at=0.5):
     return float(points * np.clip(fraction, 0.0, 1.0))
 
 
-def score_saved_model(path="dgcnn.keras", points=4, full_marks_at=0.85, preset="textbook"):
+def score_saved_model(path="dgcnn.keras", points=4, full_marks_at=0.85, preset=experiment.PRESET):
     """Score the model saved at ``path`` on held-out maps; prints the accuracy, returns the points."""
     model = load_submitted_model(path)
     x, y = held_out_maps(preset)

@@ -1,6 +1,6 @@
 """Grade a class in one command: release, collect, autograde, feedback, grades, summary.
 
-    python grading/grade.py SUBMISSIONS [--results DIR] [--seed-file FILE] [--timeout S]
+    python -m crsky.grading SUBMISSIONS [--results DIR] [--seed-file FILE] [--timeout S]
 
 SUBMISSIONS holds one entry per student: a folder ``<student>/<assignment>/<assignment>.ipynb``
 (nbgrader's ``submitted`` layout, any other files beside the notebook, e.g. the trained
@@ -31,9 +31,9 @@ import time
 import zipfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
+from crsky.course import ASSIGNMENTS, COURSE_ROOT
+
+HERE = COURSE_ROOT / "grading"  # the nbgrader course configuration; nbgrader runs from here
 STUDENT_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 SANDBOX_KERNEL = "crsky-sandbox"
 

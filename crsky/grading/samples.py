@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+from crsky.course import COURSE_ROOT as ROOT
 
 
 def answered(assignment, replace=None, drop_test=None, edit_test=None):

@@ -4,11 +4,11 @@ The notebook is executed in a fresh kernel as the autograder does (training skip
 your saved model graded), and every test cell is reported: passed, partial credit or
 failed with its error. Only the tests you can see run here; the grader adds hidden ones.
 
-    python -m crsky.selfcheck notebooks/02_kernel/02_kernel.ipynb     # JupyterHub, laptop
+    python -m crsky.grading.selfcheck notebooks/02_kernel/02_kernel.ipynb     # JupyterHub, laptop
 
 In Colab (or any notebook), as the last cell::
 
-    from crsky.selfcheck import check
+    from crsky.grading.selfcheck import check
     check()               # Colab: checks the notebook that is open
     check("02_kernel.ipynb")
 """
@@ -93,7 +93,7 @@ def check(path=None, timeout=300):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m crsky.selfcheck", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m crsky.grading.selfcheck", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per cell")
     args = parser.parse_args(argv)

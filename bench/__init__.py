@@ -1,0 +1,14 @@
+"""The benchmarks: scripts that print figures and ratios against a baseline of the same run.
+Run each from the repository root as a module, e.g. ``python -m bench.all``:
+
+    bench.all             the CPU benchmarks below in one run, headline figures at the end
+    bench.bench_training  ms/step and peak memory of the reference model per Keras backend
+    bench.simulator       simulator throughput (maps/s) and peak memory
+    bench.grading         grading cost per submission for a generated class
+    bench.notebooks       each solution notebook executed and timed at a size
+    bench.knn_methods     ways to find the k nearest neighbours, alone and in training
+    bench.calibrate       the reference DGCNN against the classical baseline, per preset
+    bench.gpu_check       on a GPU machine: recipes, the step without Keras' loop, a PyTorch peer
+
+Helpers only benchmarks use live here too (``bench.naive_edgeconv``).
+"""

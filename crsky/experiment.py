@@ -1,0 +1,86 @@
+"""The course's experiment set-up in one place: which sky maps, how many, how they are split.
+
+The notebooks, the main job, the grader and the benchmarks import these names; change
+the set-up here and nowhere else.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import numpy as np
+
+PRESET = "textbook"  # the simulator preset of the notebooks, the main job and the grader
+DATA_SEED = 1  # the seed of the course's (public) data set
+N_MAPS = 50_000  # the textbook's data set: 50,000 maps ...
+N_TEST_MAX = 10_000  # ... of which the last 10,000 are the test set,
+TEST_FRACTION = 0.2  # or the last fifth of a smaller set
+VALIDATION_FRACTION = 0.1  # the last tenth of the training maps is held back for validation
+BASELINE_MAX_TRAIN = 5_000  # the classical baseline is fitted on the first 5,000 training maps
+
+# The grader's held-out maps: the same preset, a seed nobody trains on. Students check
+# their model with the public seed; the grader uses a hidden one (grading/README.md).
+HELD_OUT_PUBLIC_SEED = 20240601
+HELD_OUT_MAPS = 2_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    """How much data and training a notebook uses: ``n_maps`` simulated, ``epochs``, ``batch_size``."""
+
+    name: str
+    n_maps: int
+    epochs: int
+    batch_size: int = 64
+
+
+SIZES = {
+    # A few hundred maps and one epoch: CI executes every notebook this way.
+    "small": Size("small", n_maps=600, epochs=1),
+    # Batches of 32 on a CPU: this small network learns per update, and two CPU cores make twice
+    # as many updates of half the size in the same time (0.920 vs 0.859 test accuracy, both ~7 min).
+    "cpu": Size("cpu", n_maps=30_000, epochs=5, batch_size=32),
+    # The textbook's full size.
+    "gpu": Size("gpu", n_maps=N_MAPS, epochs=10),
+}
+
+
+def n_test(n_maps):
+    """Test maps of a data set of ``n_maps``: 10,000 of 50,000, a fifth of a smaller set."""
+    return min(N_TEST_MAX, int(n_maps * TEST_FRACTION))
+
+
+class Split(NamedTuple):
+    """Training, validation and test maps ``(x (n, P, 4), y (n,))`` of one data set."""
+
+    train: tuple
+    val: tuple
+    test: tuple
+
+
+def split(arrays, n_test_maps=None, validation_fraction=VALIDATION_FRACTION):
+    """Split a data set (a dict with ``data`` and ``label``) the textbook's way: the last
+    ``n_test_maps`` maps (default :func:`n_test`) are the test set, the last
+    ``validation_fraction`` of the rest (at least one map, none if the fraction is 0) the
+    validation set. Returns a :class:`Split` of ``(x, y)`` pairs, views of the arrays.
+    """
+    data, label = arrays["data"], arrays["label"]
+    n_maps = len(label)
+    n_test_maps = n_test(n_maps) if n_test_maps is None else int(n_test_maps)
+    if not 0 < n_test_maps < n_maps:
+        raise ValueError(f"the test set must hold between 1 and {n_maps - 1} of the {n_maps} maps, "
+                         f"got {n_test_maps}.")
+    n_rest = n_maps - n_test_maps
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}.")
+    n_val = max(1, int(round(n_rest * validation_fraction))) if validation_fraction > 0 else 0
+    if n_rest - n_val < 1:
+        raise ValueError(f"{n_maps} maps leave no training maps after {n_test_maps} test and {n_val} "
+                         f"validation maps: simulate more maps.")
+    n_train = n_rest - n_val
+    return Split(train=(data[:n_train], label[:n_train]), val=(data[n_train:n_rest], label[n_train:n_rest]),
+                 test=(data[n_rest:], label[n_rest:]))
+
+
+def baseline_subset(x_train, y_train):
+    """The training maps the classical baseline is fitted on (the first ``BASELINE_MAX_TRAIN``)."""
+    return np.asarray(x_train)[:BASELINE_MAX_TRAIN], np.asarray(y_train)[:BASELINE_MAX_TRAIN]

@@ -1,0 +1,5 @@
+"""``python -m crsky.grading SUBMISSIONS ...``: the instructors' grading pipeline."""
+
+from crsky.grading.pipeline import main
+
+main()
