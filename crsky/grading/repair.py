@@ -273,23 +273,25 @@ def repair(submitted, release):
         elif "nbgrader" in cell.get("metadata", {}):
             meta, gid = _nbgrader(cell), _grade_id(cell)
             del cell.metadata["nbgrader"]
+            plain = "runs as ordinary code" if cell.cell_type == "code" else "is an ordinary text cell"
             copy_of = next((k for k in ambiguous if i in ambiguous[k]), None)
             if copy_of is not None:
                 notes.append(f"cell {i + 1} is a copy of {_kind(rel[copy_of])}: cell {match[copy_of] + 1}, the last "
-                             f"copy, is graded as the answer; cell {i + 1} now runs as ordinary code.")
-            elif gid in rel_ids and any(_grade_id(rel[k]) == gid and k in match for k in graded):
-                k = next(k for k in graded if _grade_id(rel[k]) == gid and k in match)
-                notes.append(f"cell {i + 1} claimed to be {_kind(rel[k])}, which is cell {match[k] + 1}; "
-                             f"cell {i + 1} now runs as ordinary code.")
+                             f"copy, is graded as the answer; cell {i + 1} {plain} now.")
+            elif gid in rel_ids:
+                k = next(k for k in graded if _grade_id(rel[k]) == gid)
+                where_k = (f"which is cell {match[k] + 1}" if k in match
+                           else f"but it is a {cell.cell_type} cell, not a {rel[k].cell_type} cell")
+                notes.append(f"cell {i + 1} claimed to be {_kind(rel[k])}, {where_k}; its grading metadata is "
+                             f"removed, it {plain}.")
             elif gid is not None:
-                claim = "graded" if (meta or {}).get("grade") else "locked" if (meta or {}).get("locked") else "an answer"
-                points = f" worth {meta.get('points')} points" if (meta or {}).get("grade") else ""
+                meta = meta or {}
+                claim = "graded" if meta.get("grade") else "locked" if meta.get("locked") else "an answer"
+                points = f" worth {meta.get('points')} points" if meta.get("grade") else ""
                 notes.append(f"cell {i + 1} claimed to be {claim} ('{gid}'{points}), which the released notebook "
-                             f"has no cell for: its grading metadata is removed; it runs as ordinary code and "
-                             f"earns no points.")
+                             f"has no cell for: its grading metadata is removed; it {plain} and earns no points.")
             else:
-                notes.append(f"cell {i + 1} had incomplete grading metadata (no grade_id); removed, it runs as "
-                             f"ordinary code.")
+                notes.append(f"cell {i + 1} had incomplete grading metadata (no grade_id); removed, it {plain}.")
 
     # 5. Put back what is missing, where it belongs.
     inserts = []  # (slot, release index, cell)
