@@ -325,6 +325,17 @@ def test_zip_limits_members_files_and_sizes(dirs):
     assert results["big_total"].assignments == [] and not (staging / "big_total").exists()
 
 
+def test_zip_listing_far_more_members_than_allowed_is_refused_before_zipfile_reads_them(dirs):
+    subs, staging = dirs
+    raw_zip(subs / "mallory.zip", [stored(f"01_sky/{i:05d}", b"") for i in range(3000)])
+    with zipfile.ZipFile(subs / "mallory.zip") as archive:  # a valid zip
+        assert len(archive.infolist()) == 3000
+
+    [mallory] = collect(subs, staging, ASSIGNMENTS, Limits(zip_members=100))
+
+    assert mallory.assignments == [] and "more than 100 members need" in problems_text(mallory)
+
+
 @pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x03\x04" + bytes(100)])
 def test_corrupt_zip_is_rejected(dirs, content):
     subs, staging = dirs
@@ -437,6 +448,21 @@ def test_empty_or_unrelated_submission_is_reported(dirs):
     assert "no assignment folder found" in problems_text(results["empty"])
     assert "no assignment folder found" in problems_text(results["other"])
     assert "homework.py" in problems_text(results["other"])
+
+
+def test_odd_file_names_are_left_out_and_reported(dirs):
+    subs, staging = dirs
+    write_tree(subs / "alice", {"01_sky/01_sky.ipynb": notebook(), "01_sky/new\nline.txt": b"x"})
+    fd = os.open(bytes(subs / "alice/01_sky") + b"/latin1-\xe9.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    raw_zip(subs / "BOB.ZIP", [stored("01_sky/01_sky.ipynb", notebook()), stored("01_sky/bell\x07.txt", b"x")])
+
+    results = by_student(collect(subs, staging, ASSIGNMENTS))
+
+    assert staged_files(staging / "alice") == ["01_sky/01_sky.ipynb"]
+    text = problems_text(results["alice"])
+    assert "ignored 01_sky/new\\nline.txt" in text and "ignored 01_sky/latin1-\\udce9.txt" in text
+    assert results["BOB"].assignments == ["01_sky"] and "ignored 01_sky/bell\\x07.txt" in problems_text(results["BOB"])
 
 
 @pytest.mark.parametrize("content, words", [

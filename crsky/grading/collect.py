@@ -14,7 +14,8 @@ input, so :func:`collect`
   goes (a zip bomb stops after that many bytes whatever its headers say);
 - rejects a zip with an unsafe member name (``../``, absolute, a drive letter, a
   backslash), a link or special-file member, an encrypted member, a name given twice, or
-  more than ``Limits.zip_members`` members;
+  more than ``Limits.zip_members`` members (a central directory too large for that many is
+  refused before zipfile parses it);
 - grades nobody whose id is ambiguous: an id is ``[A-Za-z0-9_.-]+`` not starting with
   '.'; a folder and a zip for one student, two ids that differ only by case, or a zip
   wrapped in a folder named after another student of the batch reject every submission
@@ -40,6 +41,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -328,11 +330,19 @@ def _same_file(fd, st, what):
 
 
 @contextlib.contextmanager
-def _zip(subs_fd, name, st):
-    """The zip ``name`` opened without following a link; unreadable zips reject the submission."""
+def _zip(subs_fd, name, st, limits):
+    """The zip ``name`` opened without following a link; unreadable zips reject the submission.
+
+    zipfile reads the whole central directory into objects before anything can be counted
+    (a 100 MiB zip can list a million empty members): a central directory larger than
+    ``limits.zip_members`` members can need (1 KiB each) is refused before that."""
     fd = os.open(name, _OPEN_FILE, dir_fd=subs_fd)
     with os.fdopen(fd, "rb") as handle:
         _same_file(fd, st, name)
+        directory = _central_directory_bytes(handle, st.st_size)
+        if directory is not None and directory > limits.zip_members * 1024:
+            raise _Rejected(f"{_printable(name)} lists its members in {_size(directory)}, more than "
+                            f"{limits.zip_members} members need: nothing is graded")
         try:
             archive = zipfile.ZipFile(handle)
         except Exception as error:  # BadZipFile, and whatever a crafted header makes zipfile raise
@@ -342,12 +352,31 @@ def _zip(subs_fd, name, st):
             yield archive
 
 
+def _central_directory_bytes(handle, size):
+    """The central directory's size that a zip's end record gives (as zipfile reads it), or
+    None where there is no end record (zipfile then refuses the zip)."""
+    tail_size = min(size, 22 + 0xFFFF)
+    handle.seek(size - tail_size)
+    tail = handle.read(tail_size)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return None
+    [directory] = struct.unpack("<I", tail[at + 12:at + 16])
+    if directory == 0xFFFFFFFF and at >= 20 and tail[at - 20:at - 16] == b"PK\x06\x07":  # zip64
+        [offset] = struct.unpack("<Q", tail[at - 12:at - 4])
+        handle.seek(offset)
+        record = handle.read(56)
+        if len(record) == 56 and record[:4] == b"PK\x06\x06":
+            [directory] = struct.unpack("<Q", record[40:48])
+    return directory
+
+
 def _scan_zip(subs_fd, entry, st, assignments, limits):
     shown = _printable(entry.name)
     if st.st_size > limits.submission_bytes:
         raise _Rejected(f"{shown} is {_size(st.st_size)}; a submission may hold {_size(limits.submission_bytes)}: "
                         "nothing is graded")
-    with _zip(subs_fd, entry.name, st) as archive:
+    with _zip(subs_fd, entry.name, st, limits) as archive:
         infos = archive.infolist()
     if len(infos) > limits.zip_members:
         raise _Rejected(f"{shown} has {len(infos)} members; a zip may have {limits.zip_members}: nothing is graded")
@@ -500,7 +529,7 @@ def _copy_files(subs_fd, entry, target, limits, submission):
     with contextlib.ExitStack() as stack:
         archive = None
         if entry.kind == "zip":
-            archive = stack.enter_context(_zip(subs_fd, entry.name, entry.st))
+            archive = stack.enter_context(_zip(subs_fd, entry.name, entry.st, limits))
         written = 0
         for parts, kind, limit, source in entry.files:
             destination = target.joinpath(*parts)
