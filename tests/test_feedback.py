@@ -88,6 +88,8 @@ def test_outputs_keep_only_plain_text_and_real_images():
     nb = hostile_notebook()
     removed = sanitize_notebook(nb)
     nbformat.validate(nb)  # still a notebook nbgrader can render
+    again = nbformat.from_dict(nbformat.reads(nbformat.writes(nb), as_version=4))
+    assert sanitize_notebook(again) == [] and again == nb  # a second pass finds nothing to do
     outputs = nb.cells[0].outputs
 
     assert [o.output_type for o in outputs] == ["stream", "display_data", "display_data", "display_data",
