@@ -126,7 +126,7 @@ def collect(submissions: Path, staging: Path, assignments: Sequence[str],
         by_student = {}
         for entry in entries:
             by_student.setdefault(entry.student, []).append(entry)
-        return [_stage_student(subs_fd, staging, student, by_student[student], assignments, limits)
+        return [_stage_safely(subs_fd, staging, student, by_student[student], assignments, limits)
                 for student in sorted(by_student)]
     finally:
         os.close(subs_fd)
@@ -189,6 +189,9 @@ def _scan_entry(subs_fd, name, st, assignments, limits):
             entry.rejected.append(str(rejected))
         except OSError as error:  # unreadable, or changed while being read
             entry.rejected.append(f"{entry.describe()} cannot be read ({error.strerror or error}): nothing is graded")
+        except Exception as error:  # not foreseen: this student is not graded, the batch goes on
+            entry.rejected.append(f"{entry.describe()} could not be collected ({type(error).__name__}: {error}): "
+                                  "nothing is graded")
     return entry
 
 
@@ -480,6 +483,15 @@ def _good_name(part):
 
 
 # -------------------------------------------------------------------- staging
+def _stage_safely(subs_fd, staging, student, group, assignments, limits):
+    try:
+        return _stage_student(subs_fd, staging, student, group, assignments, limits)
+    except Exception as error:  # not foreseen: this student is not graded, the batch goes on
+        shutil.rmtree(staging / student, ignore_errors=True)
+        problems = {"*": [f"could not be collected ({type(error).__name__}: {error}): nothing is graded"]}
+        return Submission(student, staging / student, [], problems)
+
+
 def _stage_student(subs_fd, staging, student, group, assignments, limits):
     submission = Submission(student, staging / student, [], {})
     for entry in group:
