@@ -7,7 +7,9 @@ The submissions folder holds one entry per student: a folder ``<student>/`` or a
 input, so :func:`collect`
 
 - never follows a symbolic link and never opens a FIFO, socket or device: a submission
-  holding one (as the entry itself, a folder, a file or a zip member) is rejected;
+  holding one where collect looks (the entry itself, its top level, the unwrapped folder,
+  anything below an assignment folder, any zip member) is rejected; folders that are not
+  assignments are reported as ignored and never entered;
 - copies regular files only, into ``staging/<student>/<assignment>/``, as files 0644 and
   folders 0755 owned by the grader, counting the bytes it writes: a file over its limit is
   left out, a submission whose bytes exceed ``Limits.submission_bytes`` is rejected as it
