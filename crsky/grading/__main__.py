@@ -2,4 +2,5 @@
 
 from crsky.grading.pipeline import main
 
-main()
+if __name__ == "__main__":  # Dask's worker processes import this module again: no second run there
+    main()

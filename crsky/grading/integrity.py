@@ -174,9 +174,10 @@ def _cell_reasons(tree, protected, exercise_names, imported, release_imports):
                 modules = [alias.name for alias in node.names]
             else:  # `from crsky import grading` imports the module crsky.grading
                 modules = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
-            for module in modules:
-                if any(module == m or module.startswith(m + ".") for m in REACHING_MODULES):
-                    add(node.lineno, f"imports {module}")
+            reaching = [module for module in modules
+                        if any(module == m or module.startswith(m + ".") for m in REACHING_MODULES)]
+            if reaching:
+                add(node.lineno, f"imports {reaching[0]}")
             if isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names):
                 add(node.lineno, f"imports * from {node.module} (may replace any name)")
         elif isinstance(node, ast.Name):

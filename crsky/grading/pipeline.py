@@ -1,29 +1,40 @@
-"""Grade a class in one command: release, collect, autograde, feedback, grades, summary.
+"""The instructors' grading pipeline, in three steps, each submission a task of its own.
 
-    python -m crsky.grading SUBMISSIONS [--results DIR] [--seed-file FILE] [--timeout S]
+    python -m crsky.grading SUBMISSIONS [--results DIR] [--seed-file FILE] [--workers N]
+    python -m crsky.grading SUBMISSIONS --cluster tcp://HOST:8786 --gradebook postgresql://...
+
+1. **plan** (:func:`plan`, once): nbgrader ``generate_assignment`` builds the release and
+   the gradebook; the submissions are collected safely (:mod:`crsky.grading.collect`) into a
+   staging folder, their notebook metadata repaired (:mod:`crsky.grading.repair`); the
+   hidden held-out maps are simulated from the seed file, which stays with this process.
+2. **grade one** (:func:`grade_one`, one task per student and assignment, on Dask workers):
+   a scratch course folder holding only that submission; a scan for tampering
+   (:mod:`crsky.grading.integrity`); ``nbgrader autograde --student`` with the kernel in a
+   bubblewrap sandbox (:mod:`crsky.grading.sandbox`) and canary cells; the saved model
+   scored by a separate sandboxed process (:mod:`crsky.grading.scoring`); the points into
+   the gradebook; feedback as sanitised HTML (:mod:`crsky.grading.feedback`). A task is
+   idempotent (a retry starts from scratch) and bounded in time; whatever goes wrong with
+   one submission costs that student only, with the reason in ``grades.csv``.
+3. **gather** (:func:`gather`): ``grades.csv`` from the tasks' records (the gradebook is
+   checked against them: any score that got there another way is undone), nbgrader's own
+   export, the feedback, a summary; the original submissions are verified unchanged.
 
 SUBMISSIONS holds one entry per student: a folder ``<student>/<assignment>/<assignment>.ipynb``
-(nbgrader's ``submitted`` layout, any other files beside the notebook, e.g. the trained
-model ``dgcnn.keras``) or a zip ``<student>.zip`` with the same ``<assignment>/`` folders
-inside. Nothing in SUBMISSIONS is modified: every file is copied into a fresh course
-folder (``--workdir``) first.
-
-The hidden test set: the autograder's kernel gets ``CRSKY_GRADING_SEED`` from
-``--seed-file`` (a file outside the repository holding an integer) or from the
-environment; students never see it. Training cells are skipped under autograde; the
-model a student saved is what is graded.
-
-Writes to ``--results``: ``grades.csv`` (one row per student and assignment, every
-student included), ``nbgrader_grades.csv`` (nbgrader's own export), ``feedback/`` (HTML
-per student), and prints a summary: points, failed tests and errors per student.
+(files beside the notebook, e.g. the trained model ``dgcnn.keras``, are submitted too) or a
+zip ``<student>.zip`` with the same ``<assignment>/`` folders inside. Nothing in SUBMISSIONS
+is ever modified.
 """
 
 import argparse
 import csv
+import dataclasses
+import io
 import json
 import os
 import re
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,266 +42,566 @@ import time
 import zipfile
 from pathlib import Path
 
+import nbformat
+import numpy as np
+
+from crsky import experiment
 from crsky.course import ASSIGNMENTS, COURSE_ROOT
+from crsky.grading import collect as collecting
+from crsky.grading import feedback, gradebook, integrity, repair, sandbox, scoring
 
-HERE = COURSE_ROOT / "grading"  # the nbgrader course configuration; nbgrader runs from here
-STUDENT_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
-SANDBOX_KERNEL = "crsky-sandbox"
-
-
-class Report:
-    """What happened to each student's submission, beyond what nbgrader records."""
-
-    def __init__(self):
-        self.errors = {}  # (student, assignment) -> [message]
-
-    def error(self, student, assignment, message):
-        self.errors.setdefault((student, assignment), []).append(message)
+GRADING_DIR = COURSE_ROOT / "grading"  # nbgrader's course configuration; nbgrader runs from here
+KERNEL_NAME = "crsky-sandbox"
+SCORED_BY_GRADER = "crsky"  # cell metadata key: {"scored_by_grader": {"model": "dgcnn.keras"}}
+SCORER_TIMEOUT_S = 600
+FEEDBACK_TIMEOUT_S = 300
 
 
-# ------------------------------------------------------------------ helpers
-def nbgrader(args, workdir, env, timeout_s, kernel, log):
-    """Run one nbgrader command with the course config and this run's folders."""
+class GradingError(RuntimeError):
+    """The pipeline cannot run as asked (the message says why and what to do)."""
+
+
+class RetryableError(RuntimeError):
+    """A task failed for a reason that is not the submission's (e.g. a busy database): Dask retries it."""
+
+
+# ------------------------------------------------------------------ the plan
+@dataclasses.dataclass
+class Context:
+    """What every task needs, the same for all (sent once to each worker)."""
+
+    course_root: str                 # the course checkout that planned (each worker uses its own copy)
+    course_digest: str               # of solutions/ and the nbgrader configuration: same course everywhere
+    gradebook_url: str
+    cell_timeout_s: int
+    task_timeout_s: int
+    sandboxed: bool
+    releases: dict                   # assignment -> released notebook (JSON text)
+    sources: dict                    # assignment -> instructor notebook (JSON text)
+    trusted_tests: dict              # assignment -> {"grade_id", "model", "points"}
+    held_out_maps: bytes             # .npy (n, 500, 4), or b"" when no assignment needs them
+    held_out_labels: list            # n labels (the scoring process never sees them)
+    full_marks_at: float             # accuracy that earns all of a model's points
+    hide: list                       # this machine's paths no sandbox may see
+
+
+@dataclasses.dataclass
+class Task:
+    student: str
+    assignment: str
+    payload: bytes                   # zip of the staged <assignment>/ folder
+    notes: list                      # from collecting and repairing
+    problems: list                   # reported, not fatal
+
+
+def course_digest(course_root):
+    """A digest of what decides grades: the instructor notebooks and nbgrader's configuration."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    root = Path(course_root)
+    for path in sorted([*(root / "solutions").rglob("*.ipynb"), root / "grading" / "nbgrader_config.py"]):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def trusted_tests(source_notebooks):
+    """Test cells scored outside the student's kernel: those whose cell metadata has
+    ``crsky.scored_by_grader``. ``{assignment: {"grade_id", "model", "points"}}``."""
+    found = {}
+    for assignment, nb in source_notebooks.items():
+        for cell in nb.cells:
+            spec = cell.metadata.get(SCORED_BY_GRADER, {}).get("scored_by_grader")
+            if spec:
+                found[assignment] = {"grade_id": cell.metadata.nbgrader["grade_id"], "model": spec["model"],
+                                     "points": float(cell.metadata.nbgrader["points"])}
+    return found
+
+
+def nbgrader(args, course_dir, db_url, env, timeout_s, cell_timeout_s=120, kernel=None, ipc=None):
+    """Run one nbgrader command on the course folder ``course_dir`` (``source/``, ``release/``,
+    ``submitted/``, ``autograded/``, ``feedback/`` inside it) with the course's configuration.
+    Returns the CompletedProcess; raises subprocess.TimeoutExpired after ``timeout_s``."""
     command = [
         sys.executable, "-m", "nbgrader", *args,
-        f"--CourseDirectory.submitted_directory={workdir / 'submitted'}",
-        f"--CourseDirectory.autograded_directory={workdir / 'autograded'}",
-        f"--CourseDirectory.feedback_directory={workdir / 'feedback'}",
-        f"--CourseDirectory.release_directory={workdir / 'release'}",
-        f"--CourseDirectory.db_url=sqlite:///{workdir / 'gradebook.db'}",
-        f"--Exchange.root={workdir / 'exchange'}",
-        f"--Execute.timeout={timeout_s}",
-        f"--ExecutePreprocessor.kernel_name={kernel}",
+        f"--CourseDirectory.root={course_dir}", "--CourseDirectory.source_directory=source",
+        "--CourseDirectory.release_directory=release", "--CourseDirectory.submitted_directory=submitted",
+        "--CourseDirectory.autograded_directory=autograded", "--CourseDirectory.feedback_directory=feedback",
+        f"--CourseDirectory.db_url={db_url}", f"--Exchange.root={Path(course_dir) / 'exchange'}",
+        f"--Execute.timeout={cell_timeout_s}",
     ]
-    if kernel == SANDBOX_KERNEL:
-        # The sandbox has no network namespace of its own to share with the grader: the
-        # kernel talks over Unix sockets (files) instead of TCP on localhost.
-        command += ["--KernelManager.transport=ipc", f"--KernelManager.ip={workdir / 'jupyter' / 'kernel'}"]
-    run = subprocess.run(command, cwd=HERE, env=env, capture_output=True, text=True)
-    log.write(f"$ nbgrader {' '.join(args)}  (exit {run.returncode})\n{run.stdout}{run.stderr}\n")
-    return run
+    if kernel:
+        command.append(f"--ExecutePreprocessor.kernel_name={kernel}")
+    if ipc:
+        # The sandboxed kernel has no network: it talks to nbgrader over Unix sockets.
+        command += ["--KernelManager.transport=ipc", f"--KernelManager.ip={ipc}"]
+    if shutil.which("setpriv"):
+        # If this worker dies, nbgrader (and with it the sandboxed kernel) dies too: a retry
+        # elsewhere never races a leftover run of the same task.
+        command = ["setpriv", "--pdeathsig", "KILL", "--", *command]
+    process = subprocess.Popen(command, cwd=GRADING_DIR, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, output, "")
 
 
-def jupyter_env(workdir, seed):
-    """Environment of the nbgrader commands: Jupyter's folders inside the run, the hidden seed."""
-    env = dict(os.environ)
+def nbgrader_env(folder):
+    """A minimal environment for nbgrader: Jupyter's folders in ``folder``, no secrets."""
+    keep = ("LANG", "LC_ALL", "TZ", "KERAS_BACKEND", "OMP_NUM_THREADS")
+    env = {key: os.environ[key] for key in keep if key in os.environ}
     env.update(
-        JUPYTER_CONFIG_DIR=str(workdir / "jupyter" / "config"),
-        JUPYTER_DATA_DIR=str(workdir / "jupyter" / "data"),
-        JUPYTER_RUNTIME_DIR=str(workdir / "jupyter" / "runtime"),
-        TF_CPP_MIN_LOG_LEVEL="3",
-        PYTHONWARNINGS="ignore",
-        # nbgrader runs `alembic` (its database migrations) from PATH: this Python's own
-        # scripts first, also when a virtual environment's python is called unactivated.
-        PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+        HOME=str(folder / "home"), JUPYTER_CONFIG_DIR=str(folder / "jupyter" / "config"),
+        JUPYTER_DATA_DIR=str(folder / "jupyter" / "data"), JUPYTER_RUNTIME_DIR=str(folder / "jupyter" / "runtime"),
+        IPYTHONDIR=str(folder / "ipython"), TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore",
+        # nbgrader and the sandbox launcher use this checkout's course package.
+        PYTHONPATH=str(COURSE_ROOT),
+        # nbgrader runs `alembic` from PATH: this Python's scripts first (also for an unactivated venv).
+        PATH=os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
     )
-    env.pop("CRSKY_SIZE", None)
-    if seed is not None:
-        env["CRSKY_GRADING_SEED"] = str(seed)
+    for name in ("home", "ipython", "jupyter/config", "jupyter/data", "jupyter/runtime"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
     return env
 
 
-def install_sandbox_kernel(env):
-    """A kernelspec whose kernel has no network and limited memory, processes and file sizes.
-
-    Returns the kernel name, or None where the sandbox cannot run here (no ``unshare``,
-    no permission for a network namespace): then the plain python3 kernel is used.
-    """
-    wrapper = HERE / "sandbox_kernel.sh"
-    probe = subprocess.run(["bash", str(wrapper), "--probe"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return None
-    spec = Path(env["JUPYTER_DATA_DIR"]) / "kernels" / SANDBOX_KERNEL
-    spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": ["bash", str(wrapper), sys.executable, "{connection_file}"],
-        "display_name": "Python 3 (grading sandbox)", "language": "python",
-    }))
-    return SANDBOX_KERNEL
-
-
 def read_seed(seed_file):
-    if seed_file:
-        text = Path(seed_file).read_text().strip()
-        if not text.isdigit():
-            raise SystemExit(f"error: the seed file {seed_file} must hold one non-negative integer, got {text[:40]!r}")
-        return int(text)
-    value = os.environ.get("CRSKY_GRADING_SEED")
-    return int(value) if value else None
+    """The hidden seed from ``seed_file`` (one non-negative integer), or None without a file."""
+    if not seed_file:
+        return None
+    text = Path(seed_file).read_text().strip()
+    if not text.isdigit():
+        raise GradingError(f"the seed file {seed_file} must hold one non-negative integer, got {text[:40]!r}")
+    return int(text)
 
 
-# --------------------------------------------------------------- collecting
-def collect(submissions, workdir, report):
-    """Copy every student's submission into ``workdir/submitted``; returns the student ids."""
-    target = workdir / "submitted"
-    students = []
-    for entry in sorted(Path(submissions).iterdir()):
-        student = entry.name[:-4] if entry.suffix == ".zip" else entry.name
-        if entry.name.startswith("."):
-            continue
-        if not STUDENT_ID.match(student):
-            print(f"skipping {entry.name}: a student id may hold letters, digits, '.', '_' and '-' only")
-            continue
-        destination = target / student
-        if entry.is_dir():
-            shutil.copytree(entry, destination, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-        elif entry.suffix == ".zip":
-            try:
-                extract_zip(entry, destination)
-            except (zipfile.BadZipFile, ValueError) as error:
-                destination.mkdir(parents=True, exist_ok=True)
-                for assignment in ASSIGNMENTS:
-                    report.error(student, assignment, f"the zip file cannot be read: {error}")
-        else:
-            continue
-        students.append(student)
+def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=120, task_timeout_s=900,
+         sandboxed=True, hide=(), log=print):
+    """Step 1. Returns ``(context, tasks, students, problems)``: ``students`` every student id
+    seen, ``problems`` ``{(student, assignment): [message]}`` for what was rejected."""
+    workdir = Path(workdir)
+    course = workdir / "course"
+    for folder in ("source", "release"):
+        (course / folder).mkdir(parents=True, exist_ok=True)
+    for assignment in ASSIGNMENTS:
+        shutil.copytree(COURSE_ROOT / "solutions" / assignment, course / "source" / assignment, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*.keras", ".ipynb_checkpoints"))
+    env = nbgrader_env(workdir / "driver")
+    with open(workdir / "plan.log", "w") as plan_log:
         for assignment in ASSIGNMENTS:
-            check_notebook(destination / assignment / f"{assignment}.ipynb", student, assignment, report)
-    return students
+            run = nbgrader(["generate_assignment", assignment, "--force"], course, gradebook_url, env, 600)
+            plan_log.write(f"$ nbgrader generate_assignment {assignment} (exit {run.returncode})\n{run.stdout}\n")
+            if run.returncode:
+                raise GradingError(f"nbgrader generate_assignment {assignment} failed; see {workdir / 'plan.log'}")
+    releases = {a: (course / "release" / a / f"{a}.ipynb").read_text() for a in ASSIGNMENTS}
+    sources = {a: (course / "source" / a / f"{a}.ipynb").read_text() for a in ASSIGNMENTS}
+    trusted = trusted_tests({a: nbformat.reads(text, as_version=4) for a, text in sources.items()})
+
+    staged = collecting.collect(Path(submissions), workdir / "staged", ASSIGNMENTS)
+    tasks, problems, students = [], {}, []
+    for submission in staged:
+        students.append(submission.student)
+        for key, messages in submission.problems.items():
+            for assignment in (ASSIGNMENTS if key == "*" else [key]):
+                problems.setdefault((submission.student, assignment), []).extend(messages)
+        for assignment in submission.assignments:
+            folder = submission.folder / assignment
+            path = folder / f"{assignment}.ipynb"
+            result = repair.repair(nbformat.read(path, as_version=4), nbformat.reads(releases[assignment], as_version=4))
+            nbformat.write(result.notebook, path)
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for file in sorted(folder.rglob("*")):
+                    if file.is_file():
+                        archive.write(file, file.relative_to(folder))
+            tasks.append(Task(submission.student, assignment, buffer.getvalue(), list(result.notes),
+                              list(result.errors) + problems.get((submission.student, assignment), [])))
+
+    maps, labels = b"", []
+    if trusted:
+        from crsky.grading.scoring import held_out_maps
+
+        if seed is None:
+            log("warning: no seed file: the held-out maps use the PUBLIC seed, which students can reproduce")
+        x, y = held_out_maps(n_maps=experiment.HELD_OUT_MAPS,
+                             seed=experiment.HELD_OUT_PUBLIC_SEED if seed is None else seed)
+        buffer = io.BytesIO()
+        np.save(buffer, x, allow_pickle=False)
+        maps, labels = buffer.getvalue(), [int(v) for v in y]
+    context = Context(
+        course_root=str(COURSE_ROOT), course_digest=course_digest(COURSE_ROOT), gradebook_url=gradebook_url,
+        cell_timeout_s=cell_timeout_s, task_timeout_s=task_timeout_s, sandboxed=sandboxed, releases=releases,
+        sources=sources, trusted_tests=trusted, held_out_maps=maps, held_out_labels=labels,
+        full_marks_at=experiment.FULL_MARKS_ACCURACY, hide=[str(p) for p in hide],
+    )
+    return context, tasks, sorted(set(students)), problems
 
 
-def extract_zip(path, destination):
-    """Extract a student's zip, refusing paths that leave the destination. A top folder named
-    after the student (or any single top folder holding assignment folders) is unwrapped."""
-    destination.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path) as archive:
-        for member in archive.infolist():
-            target = (destination / member.filename).resolve()
-            if not str(target).startswith(str(destination.resolve()) + os.sep) and target != destination.resolve():
-                raise ValueError(f"unsafe path in zip: {member.filename}")
-        archive.extractall(destination)
-    tops = [p for p in destination.iterdir() if not p.name.startswith("__MACOSX")]
-    if len(tops) == 1 and tops[0].is_dir() and tops[0].name not in ASSIGNMENTS:
-        inner = tops[0]
-        for child in inner.iterdir():
-            shutil.move(str(child), destination / child.name)
-        inner.rmdir()
+# ------------------------------------------------------------- grading one
+def _failure_reason(log_text, cell_timeout_s):
+    """Why nbgrader could not grade a notebook, in words, from its log."""
+    checks = [
+        (r"DeadKernelError|Kernel died|kernel died", "the notebook's kernel died while it ran (killed, crashed or out of memory)"),
+        (r"CellTimeoutError|Timeout waiting for execute reply", f"a cell ran longer than {cell_timeout_s} s and "
+                                                                  "could not be interrupted"),
+        (r"MemoryError", "the notebook ran out of memory"),
+        (r"No notebooks found", "no notebook with the assignment's name was submitted"),
+    ]
+    for pattern, reason in checks:
+        if re.search(pattern, log_text):
+            return reason
+    errors = [line.strip() for line in log_text.splitlines() if "ERROR" in line]
+    return "autograding failed: " + (errors[-1][:300] if errors else "nbgrader exited with an error")
 
 
-def check_notebook(path, student, assignment, report):
-    """A submitted notebook that is not a valid notebook is set aside (nbgrader would stop
-    on it) and reported; the student scores 0 for that assignment."""
-    if not path.exists():
-        if path.parent.exists():
-            report.error(student, assignment, f"no {path.name} in the submitted {assignment}/ folder")
-        return
-    import nbformat
+def _retryable(log_text):
+    return bool(re.search(r"database is locked|OperationalError|could not connect to server|Connection refused",
+                          log_text))
 
+
+def _scoring_message_cell(cell, message):
+    """Replace a trusted test cell's outputs (from inside the kernel) by the grader's result."""
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=message + "\n")]
+
+
+def score_model(model_path, context, folder):
+    """The saved model's accuracy on the held-out maps, measured by a separate sandboxed
+    process that sees the maps but never their labels. Returns ``(accuracy, message)``;
+    accuracy is None when the model cannot be scored (the message says why)."""
+    work = folder / "scoring"
+    work.mkdir()
+    (work / "maps.npy").write_bytes(context.held_out_maps)
+    if not Path(model_path).is_file():
+        return None, f"no trained model {Path(model_path).name} was submitted with the notebook: 0 points."
+    shutil.copy(model_path, work / "model.keras")
+    argv = [sys.executable, "-m", "crsky.grading.scoring", "--model", "model.keras", "--maps", "maps.npy",
+            "--out", "probability.npy"]
+    if context.sandboxed:
+        result = sandbox.run(argv, work, config=_sandbox_config(context, folder, work), timeout=SCORER_TIMEOUT_S,
+                             text=True)
+        returncode, stdout, stderr, timed_out = result.returncode, result.stdout, result.stderr, result.timed_out
+    else:
+        try:
+            run = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=SCORER_TIMEOUT_S)
+            returncode, stdout, stderr, timed_out = run.returncode, run.stdout, run.stderr, False
+        except subprocess.TimeoutExpired:
+            returncode, stdout, stderr, timed_out = -9, "", "", True
+    if timed_out:
+        return None, f"scoring the saved model took longer than {SCORER_TIMEOUT_S} s: 0 points."
+    messages = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    if returncode != 0:
+        reason = messages[-1].get("error") if messages and isinstance(messages[-1], dict) else None
+        return None, (reason or f"the model could not be scored (exit {returncode}): {stderr.strip()[-300:]}") + \
+            " 0 points."
     try:
-        nbformat.validate(nbformat.read(path, as_version=4))
-    except Exception as error:  # JSON or schema errors
-        report.error(student, assignment, f"{path.name} is not a valid notebook ({type(error).__name__}: "
-                                          f"{str(error).splitlines()[0][:200]})")
-        path.rename(path.with_suffix(".ipynb.invalid"))
+        probability = scoring.read_probabilities(work / "probability.npy", len(context.held_out_labels))
+    except scoring.ModelFileError as error:
+        return None, f"{error} 0 points."
+    accuracy = float(np.mean((probability > 0.5) == np.asarray(context.held_out_labels)))
+    return accuracy, None
 
 
-# ------------------------------------------------------------------ results
-def gather(workdir, students, report):
-    """Per student and assignment: score, max score, failed tests, errors, manual grading."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    rows = []
-    with Gradebook(f"sqlite:///{workdir / 'gradebook.db'}") as gradebook:
-        for student in students:
-            for assignment in ASSIGNMENTS:
-                row = {"student": student, "assignment": assignment, "score": 0.0,
-                       "max_score": gradebook.find_assignment(assignment).max_score,
-                       "failed_tests": [], "needs_manual_grade": [], "errors": list(report.errors.get((student, assignment), []))}
-                submitted = workdir / "submitted" / student / assignment
-                try:
-                    submission = gradebook.find_submission(assignment, student)
-                except MissingEntry:
-                    if submitted.exists() and not row["errors"]:
-                        row["errors"].append("autograding failed (see grading.log)")
-                    elif not submitted.exists():
-                        row["errors"].append("not submitted")
-                    rows.append(row)
-                    continue
-                row["score"] = float(submission.score)
-                for notebook in submission.notebooks:
-                    for grade in notebook.grades:
-                        if grade.auto_score is not None and grade.max_score and grade.auto_score < grade.max_score:
-                            row["failed_tests"].append(f"{grade.name} ({grade.auto_score:g}/{grade.max_score:g})")
-                        if grade.needs_manual_grade:
-                            row["needs_manual_grade"].append(grade.name)
-                rows.append(row)
-    return rows
+def _sandbox_config(context, folder, workdir):
+    """The sandbox of a task's kernel or scoring process: writable only ``workdir``; the
+    task's other folders (the instructor's notebook, Jupyter's files, the scoring inputs)
+    and the paths the plan names (the gradebook, the submissions, the results) hidden."""
+    task_paths = [folder / "course" / name for name in ("source", "submitted", "release", "feedback")]
+    task_paths += [folder / name for name in ("jupyter", "home", "ipython", "course", "scoring")]
+    hide = list(context.hide) + [str(path) for path in task_paths
+                                 if path.exists() and not Path(workdir).resolve().is_relative_to(path.resolve())]
+    # The kernel and the scoring process import the course package from this checkout (read-only).
+    return sandbox.Config(python=sys.executable, ro_paths=[str(COURSE_ROOT)], hide=hide,
+                          env={"PYTHONPATH": str(COURSE_ROOT)})
 
 
+def grade_one(task, context, scratch_root=None):
+    """Step 2 for one submission: returns its record (a dict; see :func:`_empty_record`).
+
+    Never raises for anything the submission does; raises :class:`RetryableError` when the
+    infrastructure failed (then Dask runs the task again, from scratch)."""
+    start = time.monotonic()
+    if course_digest(COURSE_ROOT) != context.course_digest:
+        raise RetryableError(f"this worker ({socket.gethostname()}) has another version of the course at "
+                             f"{COURSE_ROOT}: install the same version on every worker")
+    record = _empty_record(task.student, task.assignment)
+    record["notes"] = list(task.notes)
+    record["errors"] = list(task.problems)
+    folder = Path(tempfile.mkdtemp(prefix="crg-", dir=scratch_root))
+    try:
+        _grade_in(folder, task, context, record)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    record["seconds"] = round(time.monotonic() - start, 1)
+    record["worker"] = socket.gethostname()
+    return record
+
+
+def _empty_record(student, assignment):
+    return {"student": student, "assignment": assignment, "scores": {}, "max_score": 0.0, "score": 0.0,
+            "failed_tests": [], "needs_manual_grade": [], "review": [], "errors": [], "notes": [],
+            "accuracy": None, "autograded": None, "feedback": None, "graded": False}
+
+
+def _grade_in(folder, task, context, record):
+    student, assignment = task.student, task.assignment
+    course = folder / "course"
+    submitted = course / "submitted" / student / assignment
+    submitted.mkdir(parents=True)
+    with zipfile.ZipFile(io.BytesIO(task.payload)) as archive:
+        archive.extractall(submitted)
+    (course / "source" / assignment).mkdir(parents=True)
+    (course / "source" / assignment / f"{assignment}.ipynb").write_text(context.sources[assignment])
+    release = nbformat.reads(context.releases[assignment], as_version=4)
+    source = nbformat.reads(context.sources[assignment], as_version=4)
+    notebook_path = submitted / f"{assignment}.ipynb"
+
+    # Static scan, then canaries appended after every test cell.
+    student_nb = nbformat.read(notebook_path, as_version=4)
+    record["review"] += integrity.scan(student_nb, release, source)
+    with_canaries, token = integrity.add_canaries(student_nb)
+    nbformat.write(with_canaries, notebook_path)
+
+    env = nbgrader_env(folder)
+    kernel, ipc = None, None
+    if context.sandboxed:
+        autograded_folder = course / "autograded" / student / assignment
+        autograded_folder.mkdir(parents=True)
+        sandbox.write_kernelspec(env["JUPYTER_DATA_DIR"], KERNEL_NAME,
+                                 _sandbox_config(context, folder, autograded_folder))
+        kernel, ipc = KERNEL_NAME, str(folder / "ipc" / "kernel")
+        (folder / "ipc").mkdir()
+    try:
+        run = nbgrader(["autograde", assignment, "--student", student, "--force"], course, context.gradebook_url, env,
+                       context.task_timeout_s, context.cell_timeout_s, kernel, ipc)
+        log_text = run.stdout
+    except subprocess.TimeoutExpired:
+        run, log_text = None, ""
+        record["errors"].append(f"grading this notebook took longer than {context.task_timeout_s} s: stopped")
+    if run is not None and _retryable(log_text):
+        raise RetryableError(f"nbgrader autograde {assignment} --student {student}: {log_text[-500:]}")
+    autograded_path = course / "autograded" / student / assignment / f"{assignment}.ipynb"
+    if run is not None and (run.returncode != 0 or not autograded_path.is_file()):
+        record["errors"].append(_failure_reason(log_text, context.cell_timeout_s))
+    grades = gradebook.test_cell_grades(context.gradebook_url, student, assignment)
+    if grades is None:
+        return
+    scores = {}
+    autograded = nbformat.read(autograded_path, as_version=4) if autograded_path.is_file() else None
+    if autograded is not None:
+        record["review"] += integrity.read_canaries(autograded, token)
+        integrity.remove_canaries(autograded)
+    else:
+        # Nothing was graded: every test scores 0 and waits for a person, with the reason above.
+        scores = {name: (0.0, True) for name, g in grades.items() if g["code"]}
+
+    trusted = context.trusted_tests.get(assignment)
+    if trusted and autograded is not None:
+        # The file as submitted (the kernel never saw this copy, so nothing it did changed it).
+        accuracy, message = score_model(submitted / trusted["model"], context, folder)
+        points = 0.0
+        if accuracy is not None:
+            points = round(scoring.accuracy_points(accuracy, trusted["points"], context.full_marks_at), 2)
+            message = scoring.describe(accuracy, len(context.held_out_labels), points, trusted["points"],
+                                       context.full_marks_at) + " (measured by the grader)"
+            record["accuracy"] = round(accuracy, 4)
+        scores[trusted["grade_id"]] = (points, False)
+        for cell in autograded.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == trusted["grade_id"]:
+                _scoring_message_cell(cell, message)
+    if record["review"]:
+        # Tampering suspected: no point from inside the kernel counts until a person looked.
+        for name, grade in grades.items():
+            if grade["code"] and (not trusted or name != trusted["grade_id"]) and grade["max_score"]:
+                scores[name] = (0.0, True)
+    if scores:
+        gradebook.set_scores(context.gradebook_url, student, assignment, scores)
+    if autograded is not None:
+        feedback.sanitize_notebook(autograded)  # no script, style or raw HTML from outputs reaches a page
+        nbformat.write(autograded, autograded_path)
+        record["autograded"] = autograded_path.read_bytes()
+        try:
+            run = nbgrader(["generate_feedback", assignment, "--student", student, "--force"], course,
+                           context.gradebook_url, env, FEEDBACK_TIMEOUT_S)
+            page = course / "feedback" / student / assignment / f"{assignment}.html"
+            if page.is_file():
+                record["feedback"] = page.read_bytes()
+            else:
+                record["errors"].append("the feedback page could not be generated")
+        except subprocess.TimeoutExpired:
+            record["errors"].append("generating the feedback page took too long")
+    grades = gradebook.test_cell_grades(context.gradebook_url, student, assignment)
+    record["graded"] = autograded is not None
+    record["scores"] = {name: g["auto_score"] for name, g in grades.items()}
+    record["max_score"] = float(sum(g["max_score"] or 0 for g in grades.values()))
+    record["score"] = float(sum((g["manual_score"] if g["manual_score"] is not None else g["auto_score"]) or 0
+                                for g in grades.values()))
+    record["failed_tests"] = [f"{name} ({g['auto_score'] or 0:g}/{g['max_score']:g})" for name, g in grades.items()
+                              if g["code"] and g["max_score"] and (g["auto_score"] or 0) < g["max_score"]]
+    record["needs_manual_grade"] = [name for name, g in grades.items() if g["needs_manual_grade"]]
+
+
+# ------------------------------------------------------------------ gather
 def write_csv(rows, path):
+    columns = ["student", "assignment", "score", "max_score", "failed_tests", "needs_manual_grade", "review",
+               "errors", "notes", "accuracy"]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "assignment", "score", "max_score", "failed_tests", "needs_manual_grade", "errors"])
+        writer.writerow(columns)
         for r in rows:
             writer.writerow([r["student"], r["assignment"], f"{r['score']:g}", f"{r['max_score']:g}",
-                             "; ".join(r["failed_tests"]), "; ".join(r["needs_manual_grade"]), "; ".join(r["errors"])])
+                             "; ".join(r["failed_tests"]), "; ".join(r["needs_manual_grade"]),
+                             "; ".join(r["review"]), "; ".join(r["errors"]), "; ".join(r["notes"]),
+                             "" if r["accuracy"] is None else f"{r['accuracy']:.4f}"])
 
 
-def print_summary(rows, seconds, n_students):
-    print(f"\n{'student':20s} {'points':>13s}  failed tests / errors")
+def gather(records, students, problems, context, workdir, results, log=print):
+    """Step 3: grades.csv (every student x assignment), feedback, nbgrader's export; returns the rows."""
+    workdir, results = Path(workdir), Path(results)
+    max_scores = {}
+    with gradebook.opened(context.gradebook_url) as book:
+        for assignment in ASSIGNMENTS:
+            max_scores[assignment] = float(book.find_assignment(assignment).max_score)
+    by_key = {(r["student"], r["assignment"]): r for r in records}
+    rows = []
+    for student in students:
+        for assignment in ASSIGNMENTS:
+            record = by_key.get((student, assignment))
+            if record is None:
+                record = _empty_record(student, assignment)
+                record["errors"] = problems.get((student, assignment)) or ["not submitted"]
+            record["max_score"] = max_scores[assignment]
+            rows.append(record)
+            for kind, data in (("autograded", record.get("autograded")), ("feedback", record.get("feedback"))):
+                if data:
+                    suffix = ".ipynb" if kind == "autograded" else ".html"
+                    path = workdir / "course" / kind / student / assignment / f"{assignment}{suffix}"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+                    if kind == "feedback":
+                        public = results / "feedback" / student / assignment / f"{assignment}.html"
+                        public.parent.mkdir(parents=True, exist_ok=True)
+                        public.write_bytes(data)
+    differences = gradebook.restore(context.gradebook_url, {
+        (r["student"], r["assignment"]): r["scores"] for r in records if r["graded"] or r["scores"]})
+    for line in differences:
+        log(f"gradebook: {line}")
+    write_csv(rows, results / "grades.csv")
+    with open(results / "tasks.log", "w") as handle:
+        for r in records:
+            handle.write(f"{r['student']} {r['assignment']}: {r.get('seconds', 0):.1f} s on {r.get('worker', '?')}"
+                         f"{'' if r['graded'] else ' (not graded: ' + '; '.join(r['errors'])[:200] + ')'}\n")
+    env = nbgrader_env(workdir / "driver")
+    run = nbgrader(["export", f"--to={results / 'nbgrader_grades.csv'}"], workdir / "course", context.gradebook_url,
+                   env, 600)
+    if run.returncode:
+        log(f"warning: nbgrader export failed: {run.stdout[-500:]}")
+    return rows, differences
+
+
+def print_summary(rows, seconds, n_tasks, differences, changed):
+    print(f"\n{'student':20s} {'points':>13s}  failed tests / review / errors")
     by_student = {}
     for r in rows:
         by_student.setdefault(r["student"], []).append(r)
     for student, items in by_student.items():
         score, total = sum(r["score"] for r in items), sum(r["max_score"] for r in items)
         problems = [f"{r['assignment']}: {t}" for r in items for t in r["failed_tests"]]
-        problems += [f"{r['assignment']}: ERROR {e}" for r in items for e in r["errors"]]
-        print(f"{student:20s} {score:6.2f} / {total:5.1f}  {'; '.join(problems) if problems else 'all passed'}")
+        problems += [f"{r['assignment']}: REVIEW {t}" for r in items for t in r["review"][:2]]
+        problems += [f"{r['assignment']}: ERROR {e}" for r in items for e in r["errors"] if e != "not submitted"]
+        print(f"{student:20s} {score:6.2f} / {total:5.1f}  {'; '.join(problems)[:300] if problems else 'all passed'}")
     manual = sorted({f"{r['assignment']}/{g}" for r in rows for g in r["needs_manual_grade"]})
     if manual:
         print(f"manual grading needed (formgrader): {', '.join(manual)}")
-    print(f"\ngraded {n_students} students in {seconds:.0f} s ({seconds / max(1, n_students):.1f} s per student)")
+    flagged = sum(bool(r["review"]) for r in rows)
+    if flagged:
+        print(f"{flagged} notebook(s) flagged for manual review (column 'review' of grades.csv)")
+    if differences:
+        print(f"{len(differences)} gradebook entr(ies) did not match the pipeline's records and were restored")
+    if changed:
+        print("ORIGINAL SUBMISSIONS CHANGED DURING GRADING: " + "; ".join(changed[:10]))
+    print(f"\ngraded {n_tasks} notebooks of {len(by_student)} students in {seconds:.0f} s "
+          f"({seconds / max(1, n_tasks):.1f} s per notebook)")
 
 
-# --------------------------------------------------------------------- main
-def grade(submissions, results, workdir=None, seed=None, timeout_s=120, sandbox=True, quiet=False):
-    """Run the whole pipeline; returns the rows written to ``results/grades.csv``."""
+# ---------------------------------------------------------------- the whole
+def default_gradebook(workdir):
+    return f"sqlite:///{Path(workdir).resolve() / 'gradebook.db'}"
+
+
+def grade(submissions, results, workdir=None, seed=None, cell_timeout_s=120, task_timeout_s=900, sandboxed=True,
+          workers=None, cluster=None, gradebook_url=None, quiet=False, retries=2):
+    """Run the three steps on a Dask cluster (an embedded local one unless ``cluster`` is a
+    scheduler address); returns the rows of ``results/grades.csv``."""
+    from crsky.grading import cluster as dask_cluster
+
     start = time.perf_counter()
-    results = Path(results)
-    results.mkdir(parents=True, exist_ok=True)
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="crsky-grading-"))
-    if workdir.exists() and any(workdir.iterdir()):
-        raise SystemExit(f"error: the work folder {workdir} is not empty; give an empty or new one")
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = jupyter_env(workdir, seed)
-    report = Report()
-    kernel = (install_sandbox_kernel(env) if sandbox else None) or "python3"
     say = (lambda *a: None) if quiet else print
-    say(f"course folder {workdir}; kernel {kernel}; per-cell timeout {timeout_s} s; "
-        f"hidden test seed {'set' if seed is not None else 'NOT set (public seed)'}")
-    with open(results / "grading.log", "w") as log:
-        for assignment in ASSIGNMENTS:
-            run = nbgrader(["generate_assignment", assignment, "--force"], workdir, env, timeout_s, kernel, log)
-            if run.returncode:
-                raise SystemExit(f"error: nbgrader generate_assignment {assignment} failed; see {results / 'grading.log'}")
-        students = collect(submissions, workdir, report)
-        say(f"collected {len(students)} students from {submissions}")
-        for assignment in ASSIGNMENTS:
-            say(f"autograding {assignment} ...")
-            nbgrader(["autograde", assignment, "--force"], workdir, env, timeout_s, kernel, log)
-            nbgrader(["generate_feedback", assignment, "--force"], workdir, env, timeout_s, kernel, log)
-        nbgrader(["export", f"--to={results / 'nbgrader_grades.csv'}"], workdir, env, timeout_s, kernel, log)
-    rows = gather(workdir, students, report)
-    write_csv(rows, results / "grades.csv")
-    if (workdir / "feedback").exists():
-        shutil.copytree(workdir / "feedback", results / "feedback", dirs_exist_ok=True)
+    submissions, results = Path(submissions).resolve(), Path(results).resolve()
+    if not submissions.is_dir():
+        raise GradingError(f"{submissions} is not a folder of submissions")
+    if cluster and not (gradebook_url or "").startswith("postgresql"):
+        raise GradingError("a remote Dask cluster needs a gradebook every worker can reach: pass "
+                           "--gradebook postgresql://USER@HOST/DB (SQLite is a file on one machine, and its "
+                           "locking is unreliable on network file systems)")
+    if sandboxed:
+        ok, reason = sandbox.probe()
+        if not ok:
+            raise GradingError(f"cannot build the grading sandbox here: {reason}. Students' code would run with "
+                               "your privileges. Install bubblewrap (apt-get install bubblewrap), or pass "
+                               "--unsafe-no-sandbox to grade trusted work anyway.")
+    else:
+        say("WARNING: grading WITHOUT the sandbox: students' code runs with this user's privileges and can read "
+            "and change anything this user can (other students' work, the gradebook, the seed).")
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="crsky-grading-")).resolve()
+    if workdir.exists() and any(workdir.iterdir()):
+        raise GradingError(f"the work folder {workdir} is not empty; give an empty or new one")
+    workdir.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
+    gradebook_url = gradebook_url or default_gradebook(workdir)
+    before = collecting.checksum_tree(submissions)
+    hide = [workdir, results, submissions]
+    say(f"course folder {workdir}; sandbox {'on' if sandboxed else 'OFF'}; per-cell timeout {cell_timeout_s} s; "
+        f"hidden held-out seed {'set' if seed is not None else 'NOT set (public seed)'}")
+    context, tasks, students, problems = plan(submissions, workdir, gradebook_url, seed, cell_timeout_s,
+                                              task_timeout_s, sandboxed, hide, log=say)
+    say(f"collected {len(students)} students, {len(tasks)} notebooks to grade")
+    records = dask_cluster.run_tasks(grade_one, tasks, context, workers=workers, address=cluster, retries=retries,
+                                     quiet=quiet)
+    rows, differences = gather(records, students, problems, context, workdir, results, log=say)
+    changed = collecting.compare_checksums(before, collecting.checksum_tree(submissions))
     if not quiet:
-        print_summary(rows, time.perf_counter() - start, len(students))
+        print_summary(rows, time.perf_counter() - start, len(tasks), differences, changed)
+    if changed:
+        raise GradingError("original submissions changed during grading: " + "; ".join(changed[:10]))
     return rows
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m crsky.grading", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", help="folder with <student>/ folders or <student>.zip files")
     parser.add_argument("--results", default="grading/results", help="where grades and feedback go")
-    parser.add_argument("--workdir", default=None, help="an empty folder for nbgrader's course files (default: a new temporary folder)")
-    parser.add_argument("--seed-file", default=None, help="file with the hidden test set's seed (keep it outside the repository)")
+    parser.add_argument("--workdir", default=None,
+                        help="an empty folder for the course files and the gradebook (default: a new temporary folder)")
+    parser.add_argument("--seed-file", default=None, help="file with the hidden held-out seed (keep it outside the "
+                                                          "repository and away from students)")
     parser.add_argument("--timeout", type=int, default=120, help="seconds per notebook cell (default 120)")
-    parser.add_argument("--no-sandbox", action="store_true", help="run the plain python3 kernel (network, no limits)")
+    parser.add_argument("--task-timeout", type=int, default=900, help="seconds per notebook in all (default 900)")
+    parser.add_argument("--workers", type=int, default=None, help="local Dask workers (default: the CPU cores)")
+    parser.add_argument("--cluster", default=None, help="address of a running Dask scheduler, tcp://HOST:8786")
+    parser.add_argument("--gradebook", default=None, help="database URL (default: SQLite in the work folder; "
+                                                          "postgresql://... for a cluster)")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="run students' notebooks WITHOUT the sandbox (only for trusted work)")
     args = parser.parse_args(argv)
-    if not Path(args.submissions).is_dir():
-        raise SystemExit(f"error: {args.submissions} is not a folder of submissions")
-    grade(args.submissions, args.results, args.workdir, read_seed(args.seed_file), args.timeout, not args.no_sandbox)
+    try:
+        grade(args.submissions, args.results, args.workdir, read_seed(args.seed_file), args.timeout,
+              args.task_timeout, not args.unsafe_no_sandbox, args.workers, args.cluster, args.gradebook)
+    except GradingError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def answered(assignment, replace=None, drop_test=None, edit_test=None):
             cell.source = "\n".join(line for line in source.splitlines() if "### BEGIN SOLUTION" not in line
                                     and "### END SOLUTION" not in line)
         elif grade_id in solution and cell.cell_type == "markdown":
-            cell.source = solution[grade_id]  # a written answer, left for manual grading
+            cell.source = (replace or {}).get(grade_id, solution[grade_id])  # a written answer, graded by hand
         if grade_id is not None and grade_id == drop_test:
             continue
         if grade_id is not None and grade_id == edit_test:

@@ -1,12 +1,22 @@
-"""Scoring a student's saved model on held-out sky maps (used by the autograder's tests).
+"""Scoring a student's saved model on held-out sky maps.
 
-The held-out maps come from the course's preset (:mod:`crsky.experiment`) and a seed
-students never trained on. An instructor hides the real one from students by setting
-``CRSKY_GRADING_SEED`` (and optionally ``CRSKY_GRADING_N_MAPS``) on the grading machine
-only; without it the public seed is used, so students can check their work.
+Two uses:
+
+* **Students** (the test cell of the training notebook, the self-check): the model saved in
+  ``dgcnn.keras`` is scored on maps of the course's preset simulated with the public
+  held-out seed, which nobody trains on.
+* **The grader** never scores inside the student's notebook. The pipeline runs this
+  module as a separate, clean, sandboxed process (``python -m crsky.grading.scoring``)
+  that loads only the submitted model file (Keras safe mode) and writes the model's signal
+  probabilities for maps whose labels it never sees; the pipeline turns them into an
+  accuracy and points. The hidden seed, the hidden maps and their labels never enter a
+  student's kernel. Inside the autograder's kernel the test cell only says so.
 """
 
+import argparse
+import json
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -14,23 +24,24 @@ import numpy as np
 
 from crsky import experiment
 
+MODEL_FILE = "dgcnn.keras"
+
 
 class ModelFileError(ValueError):
     """A submitted model is missing, cannot be loaded or does not give probabilities."""
 
 
-def held_out_maps(preset=experiment.PRESET, n_maps=None, seed=None):
-    """Held-out maps and labels: ``(x (n, 500, 4), y (n,))``."""
+def held_out_maps(preset=experiment.PRESET, n_maps=experiment.HELD_OUT_MAPS, seed=experiment.HELD_OUT_PUBLIC_SEED):
+    """Held-out maps and labels: ``(x (n, 500, 4), y (n,))``. Students get the public seed."""
     from crsky.simulate import simulate
 
-    seed = int(os.environ.get("CRSKY_GRADING_SEED", experiment.HELD_OUT_PUBLIC_SEED)) if seed is None else seed
-    n_maps = int(os.environ.get("CRSKY_GRADING_N_MAPS", experiment.HELD_OUT_MAPS)) if n_maps is None else n_maps
     sim = simulate(preset, n_maps, seed=seed)
     return sim["data"], sim["label"]
 
 
 def load_submitted_model(path):
-    """Load a saved ``.keras`` model for scoring, with a clear error for every way it can fail."""
+    """Load a saved ``.keras`` model for scoring (safe mode: no code in the file runs), with a
+    clear error for every way it can fail."""
     import keras
 
     import edgeconv  # noqa: F401  (registers EdgeConv for loading)
@@ -42,20 +53,20 @@ def load_submitted_model(path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return keras.models.load_model(path, compile=False)
+            return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
         raise ModelFileError(f"the model file {path} cannot be loaded ({type(error).__name__}: "
                              f"{str(error)[:300]}). Save it again with model.save({str(path)!r}).") from error
 
 
-def predict_signal_probability(model, x, batch_size=200):
-    """Signal probability ``(n,)`` of a two-class model on maps ``x`` (inference mode)."""
+def predict_signal_probability(model, x, batch_size=250):
+    """Signal probability ``(n,)`` of a two-class model on maps ``x`` ``(n, 500, 4)`` (inference mode)."""
     from crsky.models import model_inputs
 
     out = []
     for start in range(0, len(x), batch_size):
         try:
-            probability = np.asarray(model(model_inputs(x[start:start + batch_size]), training=False))
+            probability = np.asarray(model.predict_on_batch(model_inputs(x[start:start + batch_size])))
         except Exception as error:
             raise ModelFileError(f"the model cannot be applied to [points (n, 500, 3), features (n, 500, 4)] "
                                  f"({type(error).__name__}: {str(error)[:300]}).") from error
@@ -75,13 +86,74 @@ def accuracy_points(accuracy, points, full_marks_at, zero_at=0.5):
     return float(points * np.clip(fraction, 0.0, 1.0))
 
 
-def score_saved_model(path="dgcnn.keras", points=4, full_marks_at=0.85, preset=experiment.PRESET):
-    """Score the model saved at ``path`` on held-out maps; prints the accuracy, returns the points."""
+def describe(accuracy, n_maps, score, points, full_marks_at):
+    """The line a student reads about the score of the saved model."""
+    return (f"test accuracy on {n_maps} held-out maps: {accuracy:.3f} -> {score:.2f} of {points:g} points "
+            f"(full points from {full_marks_at:.2f})")
+
+
+def score_saved_model(path=MODEL_FILE, points=4, full_marks_at=0.85, preset=experiment.PRESET):
+    """Score the model saved at ``path`` on the public held-out maps; prints the accuracy and
+    returns the points (the value nbgrader reads as partial credit).
+
+    Under nbgrader's autograde nothing is scored here: the grader scores the submitted file
+    outside the notebook, and this returns 0 so that no points come from inside the kernel."""
+    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
+        print("The grader scores your saved model outside this notebook, on hidden held-out maps; "
+              "your feedback shows the accuracy and the points.")
+        return 0
     model = load_submitted_model(path)
     x, y = held_out_maps(preset)
     probability = predict_signal_probability(model, x)
     accuracy = float(np.mean((probability > 0.5) == y))
     score = accuracy_points(accuracy, points, full_marks_at)
-    print(f"test accuracy on {len(y)} held-out maps: {accuracy:.3f} -> {score:.2f} of {points} points "
-          f"(full points from {full_marks_at:.2f})")
+    print(describe(accuracy, len(y), score, points, full_marks_at))
     return round(score, 2)
+
+
+# ------------------------------------------------------------ the trusted process
+def predict_file(model_path, maps_path, out_path):
+    """Load the model at ``model_path``, predict the maps in ``maps_path`` (an ``.npy`` of shape
+    ``(n, 500, 4)``, no labels) and write the signal probabilities ``(n,)`` to ``out_path``."""
+    x = np.load(maps_path, allow_pickle=False, mmap_mode="r")
+    probability = predict_signal_probability(load_submitted_model(model_path), x)
+    np.save(out_path, probability.astype(np.float64), allow_pickle=False)
+    return len(probability)
+
+
+def read_probabilities(path, n_maps):
+    """The probabilities a scoring process wrote, checked: ``(n_maps,)`` finite values in [0, 1]."""
+    try:
+        probability = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ModelFileError(f"the scoring process wrote no readable result ({type(error).__name__}).") from error
+    if probability.shape != (n_maps,) or probability.dtype != np.float64:
+        raise ModelFileError(f"the scoring process wrote {probability.shape} {probability.dtype}, "
+                             f"expected ({n_maps},) float64.")
+    if not np.all(np.isfinite(probability)) or probability.min() < 0 or probability.max() > 1:
+        raise ModelFileError("the model's outputs are not probabilities between 0 and 1.")
+    return probability
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m crsky.grading.scoring",
+                                     description="The grader's scoring process: a saved model's signal "
+                                                 "probabilities on maps (no labels).")
+    parser.add_argument("--model", required=True, help="the submitted .keras file")
+    parser.add_argument("--maps", required=True, help=".npy file of maps (n, 500, 4)")
+    parser.add_argument("--out", required=True, help=".npy file for the probabilities (n,)")
+    args = parser.parse_args(argv)
+    from crsky import course
+
+    course.quiet()
+    try:
+        n_maps = predict_file(args.model, args.maps, args.out)
+    except ModelFileError as error:
+        print(json.dumps({"error": str(error)}))
+        return 2
+    print(json.dumps({"maps": n_maps}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
