@@ -162,10 +162,7 @@ def test_a_notebook_that_checks_itself_does_not_recurse(monkeypatch, tmp_path, c
     assert [r[:2] for r in rows] == [("test_sum", "passed"), ("test_x", "FAILED"), ("test_inner", "passed")]
 
 
-def test_the_sync_script_finds_every_setup_cell_in_step():
-    import importlib.util
+def test_the_release_helper_finds_every_setup_cell_in_step():
+    from crsky.release import sync
 
-    spec = importlib.util.spec_from_file_location("sync_colab_requirement", ROOT / "scripts" / "sync_colab_requirement.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.sync(write=False) == []
+    assert sync(write=False) == []

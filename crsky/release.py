@@ -1,8 +1,8 @@
 """Write crsky.course.COLAB_REQUIREMENT into the set-up cell of every solution notebook and
-regenerate the student notebooks, after a version change:
+regenerate the student notebooks, after a version change (from a checkout of the course):
 
-    python scripts/sync_colab_requirement.py            # rewrite solutions/, regenerate notebooks/
-    python scripts/sync_colab_requirement.py --check    # only say which notebooks differ (exit 1)
+    python -m crsky.release            # rewrite solutions/, regenerate notebooks/ with nbgrader
+    python -m crsky.release --check    # only say which notebooks differ (exit 1)
 
 The requirement is one constant in crsky/course.py; the set-up cells must hold the same
 string because Colab runs them before the package exists (tests/test_colab.py checks it).
@@ -12,22 +12,21 @@ import argparse
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from crsky.course import COLAB_REQUIREMENT  # noqa: E402
+from crsky.course import COLAB_REQUIREMENT, COURSE_ROOT as ROOT
 
 LINE = re.compile(r'^CRSKY = ".*"$', flags=re.M)
 
 
 def sync(write=True):
     """The solution notebooks whose set-up cell differs from COLAB_REQUIREMENT (rewritten when ``write``)."""
+    notebooks = sorted(ROOT.glob("solutions/*/*.ipynb"))
+    if not notebooks:
+        raise SystemExit(f"error: no solutions/ in {ROOT}: run this from a checkout of the course (pip install -e .)")
     changed = []
-    for path in sorted(ROOT.glob("solutions/*/*.ipynb")):
+    for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         cell = nb.cells[1]
         if cell.metadata.get("nbgrader", {}).get("grade_id") != "setup" or not LINE.search(cell.source):
