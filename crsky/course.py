@@ -1,11 +1,12 @@
-"""Helpers the notebooks share: where the course lives, quiet logs, the size switch, GPU detection.
+"""Helpers the notebooks share: where the course lives, what Colab installs, quiet logs, the size
+switch, GPU detection, whether nbgrader is running the notebook.
 
 The size switch is the environment variable ``CRSKY_SIZE``:
     ``small``  a few hundred maps and one epoch: CI executes every notebook this way;
     ``cpu``    what 2 CPU cores train in a few minutes;
     ``gpu``    the textbook's full size (50,000 maps, 10 epochs);
     unset      ``gpu`` when Keras sees a GPU, else ``cpu``.
-Under nbgrader's autograde it is always ``small``: nothing is trained there.
+Under nbgrader's autograde and validate it is always ``small``: nothing is trained there.
 """
 
 import contextlib
@@ -21,6 +22,13 @@ from crsky.experiment import SIZES
 # Where the course lives; the notebooks' set-up cells and badges use this URL (a CI test
 # checks that every notebook agrees with it).
 REPO_URL = "https://github.com/crsky-course/crsky"
+# What the notebooks' set-up cell installs on Colab: this release's wheel (built by
+# `python -m pip wheel --no-deps . -w dist`, attached to the release v<version>). The set-up
+# cells hold the same string; a CI test checks that they and the package version agree.
+COLAB_REQUIREMENT = "crsky @ https://github.com/crsky-course/crsky/releases/download/v0.1.0/crsky-0.1.0-py3-none-any.whl"
+# nbgrader sets NBGRADER_EXECUTION in the kernel: "autograde" when grading, "validate" for the
+# Validate button and `nbgrader validate`. Neither may train.
+GRADING_RUNS = ("autograde", "validate")
 # The course's assignments, in order (04 uses the model 03 saves); one folder each in
 # solutions/ (instructor notebooks) and notebooks/ (student notebooks).
 ASSIGNMENTS = ("01_sky", "02_kernel", "03_training", "04_graph")
@@ -59,6 +67,11 @@ def quiet():
             import tensorflow  # noqa: F401
 
 
+def grading_run():
+    """True when nbgrader executes the notebook (autograde or validate): skip training there."""
+    return os.environ.get("NBGRADER_EXECUTION", "").strip().lower() in GRADING_RUNS
+
+
 def has_gpu():
     """True when the active Keras backend sees a GPU."""
     from edgeconv import on_gpu
@@ -72,8 +85,8 @@ def size(verbose=True):
     if name and name not in SIZES:
         raise ValueError(f"CRSKY_SIZE must be one of {sorted(SIZES)} or unset, got {name!r}.")
     reason = "CRSKY_SIZE"
-    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
-        name, reason = "small", "autograding: nothing is trained, saved models are graded"
+    if grading_run():
+        name, reason = "small", "autograding or validating: nothing is trained, saved models are graded"
     elif not name:
         name, reason = ("gpu", "a GPU was found") if has_gpu() else ("cpu", "no GPU was found")
     chosen = SIZES[name]

@@ -16,6 +16,9 @@ from crsky.simulate import SIMULATOR_VERSION, write_simulation
 ORIGINAL_FILE_ID = "1XKN-Ik7BDyMWdQ230zWS2bNxXL3_9jZq"  # the textbook's cr_sphere.npz on Google Drive
 ORIGINAL_NAME = "cr_sphere.npz"
 DEFAULT_CACHE = Path(os.environ.get("CRSKY_CACHE", Path.home() / ".cache" / "crsky"))
+# A read-only folder of simulations made once for everyone (a JupyterHub image: see
+# `python -m crsky.shared_cache`): read first, never written; the per-user cache is the fallback.
+SHARED_CACHE_ENV = "CRSKY_SHARED_CACHE"
 
 
 def fetch_original(cache_dir=DEFAULT_CACHE, quiet=True):
@@ -45,7 +48,8 @@ def load_sky_maps(source="simulate", preset=experiment.PRESET, n_maps=experiment
     """Sky maps as a dict of arrays (see :func:`load_file`), from
 
     - ``source="simulate"``: the simulator (``preset``, ``n_maps``, ``seed``), cached as a
-      file in ``cache_dir`` so a second call reads it back;
+      file in ``cache_dir`` so a second call reads it back; a file for the same simulation
+      in the read-only folder ``$CRSKY_SHARED_CACHE`` is read first, where set;
     - ``source="original"``: the textbook's file from Google Drive; when it cannot be
       reached, a message says so and the simulation is used instead;
     - any other string or path: a local file.
@@ -59,14 +63,17 @@ def load_sky_maps(source="simulate", preset=experiment.PRESET, n_maps=experiment
     if source == "simulate":
         params = as_parameters(preset)
         name = preset if isinstance(preset, str) else "custom"
-        path = Path(cache_dir) / f"sky_{name}_{n_maps}_seed{seed}_v{SIMULATOR_VERSION}.npz"
-        if path.is_file():
-            try:
-                arrays = load_file(path)
-                if arrays.get("params") == params:
-                    return arrays
-            except DataFileError:
-                pass  # a damaged cache entry is simulated again
+        filename = f"sky_{name}_{n_maps}_seed{seed}_v{SIMULATOR_VERSION}.npz"
+        shared = os.environ.get(SHARED_CACHE_ENV)
+        path = Path(cache_dir) / filename
+        for cached in ([Path(shared) / filename] if shared else []) + [path]:
+            if cached.is_file():
+                try:
+                    arrays = load_file(cached)
+                    if arrays.get("params") == params:
+                        return arrays
+                except DataFileError:
+                    pass  # a damaged cache entry is simulated again (into the per-user cache)
         write_simulation(path, params, n_maps, seed, processes=processes, progress=progress)
         return load_file(path)
     return load_file(source)

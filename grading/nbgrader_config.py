@@ -21,7 +21,9 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE, "gradebook.db")
 # Students' files beside a notebook (the trained dgcnn.keras) must reach the autograder: only
 # editor and cache clutter is ignored. Never leave a trained model in solutions/: it would be released.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "data"]
-c.Exchange.root = os.path.join(COURSE, "exchange")
+# The exchange students fetch from and submit to: on a JupyterHub a shared volume
+# (NBGRADER_EXCHANGE_ROOT, see docs/jupyterhub.md); on one machine a folder of the class files.
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE_ROOT") or os.path.join(COURSE, "exchange")
 
 # Every cell has at most this many seconds at autograde (an infinite loop costs one cell).
 c.Execute.timeout = 120

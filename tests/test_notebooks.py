@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from bench.notebooks import execute_solutions
-from crsky.course import ASSIGNMENTS, COURSE_ROOT as ROOT, REPO_URL
+from crsky.course import ASSIGNMENTS, COLAB_REQUIREMENT, COURSE_ROOT as ROOT, REPO_URL
 
 
 def notebook_path(folder, assignment):
@@ -94,14 +94,11 @@ def validate(path):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_nbgrader_validate_passes_on_solution(jupyter_env, tmp_path, assignment):
     shutil.copytree(ROOT / "solutions" / assignment, tmp_path / assignment, ignore=shutil.ignore_patterns("*.keras"))
+    if assignment == "03_training":
+        # Validate, like autograde, never trains: it grades the model saved beside the notebook.
+        shutil.copy(ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras", tmp_path / assignment / "dgcnn.keras")
     result = validate(tmp_path / assignment / f"{assignment}.ipynb")
     failed = result.get("failed", [])
-    if assignment == "03_training":
-        # At CI's small size (600 maps, one epoch) the model is scored, but stays far from
-        # the 85 % that full points need: partial credit, not an error, is expected there.
-        accuracy = [f for f in failed if "held-out sky maps" in f["source"]]
-        assert len(accuracy) == 1 and accuracy[0]["raw_error"].startswith("Partial credit"), failed
-        failed = [f for f in failed if f not in accuracy]
     assert not failed and set(result) <= {"failed"}, f"{assignment}: {json.dumps(result, indent=1)[:2000]}"
 
 
@@ -161,5 +158,5 @@ def test_every_notebook_opens_with_a_badge_and_the_one_repository_url():
             assert "colab-badge.svg" in first.source
             expected = REPO_URL.replace("https://github.com/", "https://colab.research.google.com/github/")
             assert f"{expected}/blob/main/notebooks/{assignment}/{assignment}.ipynb" in first.source
-            assert f'REPO_URL = "{REPO_URL}"' in setup.source and "google.colab" in setup.source
+            assert f'CRSKY = "{COLAB_REQUIREMENT}"' in setup.source and "google.colab" in setup.source
             assert "Needs:" in first.source

@@ -22,6 +22,10 @@ from unittest import mock
 
 import nbformat
 
+# Set in the environment of the kernel the self-check starts: a check() inside that run (an
+# uncommented last cell) prints a note and returns instead of starting yet another kernel.
+GUARD = "CRSKY_SELFCHECK_RUNNING"
+
 
 def _is_test(cell):
     meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -53,7 +57,8 @@ def check_notebook(nb, folder=".", timeout=300, quiet=False):
     from nbclient import NotebookClient
 
     nb = copy.deepcopy(nb)
-    with mock.patch.dict(os.environ, {"NBGRADER_EXECUTION": "autograde"}):  # skip training, as the grader does
+    # Training is skipped, as the grader does; the guard stops a check() in the notebook itself.
+    with mock.patch.dict(os.environ, {"NBGRADER_EXECUTION": "autograde", GUARD: "1"}):
         NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                        resources={"metadata": {"path": str(folder)}}).execute()
     rows = []
@@ -78,14 +83,19 @@ def _print(rows):
 
 
 def check(path=None, timeout=300):
-    """Check a notebook file, or in Colab (no path) the notebook that is open."""
-    if path is None:
-        if "google.colab" not in sys.modules:
-            raise ValueError("give the notebook's path, e.g. check('02_kernel.ipynb'); only Colab can find it alone.")
-        from google.colab import _message  # noqa: the only way to read the open notebook in Colab
+    """Check a notebook file, or in Colab (no path) the notebook that is open.
 
-        nb = nbformat.from_dict(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"])
-        return check_notebook(nb, ".", timeout)
+    Inside a run of the self-check or of nbgrader (autograde, validate) it does nothing but
+    say so: the notebook is already being checked."""
+    from crsky import colab, course
+
+    if os.environ.get(GUARD) or course.grading_run():
+        print("check() skipped: this notebook is being checked or graded right now.")
+        return []
+    if path is None:
+        if not colab.in_colab():
+            raise ValueError("give the notebook's path, e.g. check('02_kernel.ipynb'); only Colab can find it alone.")
+        return check_notebook(colab.open_notebook(), ".", timeout)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no notebook at {path}")
