@@ -71,7 +71,11 @@ def energy_histogram(features, ax=None):
 
 
 def training_curves(history):
-    """Loss and accuracy per epoch, training and validation, from a Keras History or dict."""
+    """Loss and accuracy per epoch, training and validation, from a Keras History or dict.
+    ``None`` (nothing was trained in this run) draws nothing and says so; returns None then."""
+    if history is None:
+        print("No training curves: nothing was trained in this run.")
+        return None
     values = getattr(history, "history", history)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     epochs = np.arange(1, len(values["loss"]) + 1)

@@ -160,3 +160,28 @@ def test_every_notebook_opens_with_a_badge_and_the_one_repository_url():
             assert f"{expected}/blob/main/notebooks/{assignment}/{assignment}.ipynb" in first.source
             assert f'CRSKY = "{COLAB_REQUIREMENT}"' in setup.source and "google.colab" in setup.source
             assert "Needs:" in first.source
+
+
+HEADING_POINTS = re.compile(r"^#+ .*\((\d+) points?\b")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_exercise_headings_show_the_points_of_their_graded_cells(assignment):
+    """Every heading over graded cells states its points, and they are the sum of the
+    points of the graded cells up to the next heading: students see what each is worth."""
+    nb = nbformat.read(notebook_path("solutions", assignment), as_version=4)
+    sections, total = [], 0
+    for cell in nb.cells:
+        found = HEADING_POINTS.search(cell.source) if cell.cell_type == "markdown" else None
+        if cell.cell_type == "markdown" and re.match(r"^#+ ", cell.source):
+            sections.append([cell.source.splitlines()[0], int(found.group(1)) if found else None, 0])
+        nbgrader = cell.metadata.get("nbgrader", {})
+        if nbgrader.get("grade"):
+            assert sections, f"{assignment}: a graded cell before any heading"
+            sections[-1][2] += nbgrader["points"]
+            total += nbgrader["points"]
+    graded = [(title, stated, counted) for title, stated, counted in sections if counted]
+    assert graded, f"{assignment}: no graded cells"
+    for title, stated, counted in graded:
+        assert stated == counted, f"{assignment}: {title!r} states {stated} points, its graded cells give {counted}"
+    assert sum(counted for _, _, counted in graded) == total
