@@ -267,12 +267,12 @@ def row(graded, student, assignment):
 
 
 def expected_accuracy_points():
-    from crsky import experiment
-    from crsky.grading.scoring import accuracy_points, held_out_maps, load_submitted_model, predict_signal_probability
+    from crsky.grading.scoring import (accuracy_points, baseline_accuracy, full_marks_accuracy, held_out_maps,
+                                       load_submitted_model, predict_signal_probability)
 
     x, y = held_out_maps(seed=SEED)
     accuracy = np.mean((predict_signal_probability(load_submitted_model(GOOD_MODEL), x) > 0.5) == y)
-    return accuracy, accuracy_points(accuracy, 4, experiment.FULL_MARKS_ACCURACY)
+    return accuracy, accuracy_points(accuracy, 4, full_marks_accuracy(baseline_accuracy(x, y)))
 
 
 # --------------------------------------------------------------- honest work
@@ -281,7 +281,7 @@ def test_correct_submission_gets_full_points(graded):
     accuracy, points = expected_accuracy_points()
     found = row(graded, "correct", "03_training")
     assert found["accuracy"] == pytest.approx(accuracy, abs=1e-4)
-    assert found["score"] == pytest.approx(2 + round(points, 2), abs=0.01) and not found["review"]
+    assert found["score"] == pytest.approx(6 + round(points, 2), abs=0.01) and not found["review"]
 
 
 @pytest.mark.parametrize("student, expected", [
@@ -317,14 +317,14 @@ def test_repairs_and_failures_say_what_happened(graded):
 ])
 def test_model_problems_score_zero_with_a_clear_message(graded, student, message):
     found = row(graded, student, "03_training")
-    assert found["score"] == 2  # build_dgcnn passes, the accuracy test scores 0
+    assert found["score"] == 6  # the three exercises pass, the accuracy test scores 0
     html = (graded["base"] / "results" / "feedback" / student / "03_training" / "03_training.html").read_text()
     assert message in re.sub(r"<[^>]+>", "", html).replace("&#x27;", "'")
 
 
 def test_low_accuracy_model_gets_little_partial_credit(graded):
     found = row(graded, "low_accuracy", "03_training")
-    assert 2 <= found["score"] < 2.5 and found["accuracy"] < 0.6
+    assert 6 <= found["score"] < 6.5 and found["accuracy"] < 0.6
 
 
 # ------------------------------------------------------------ forged grades
@@ -339,10 +339,10 @@ def test_forging_a_kernel_answer_gains_nothing(graded, student):
 def test_forging_the_model_test_gains_nothing(graded, student):
     found = row(graded, student, "03_training")
     low = row(graded, "low_accuracy", "03_training")
-    # The structure test is withheld for review, and the accuracy is measured outside the
+    # The exercises' tests are withheld for review, and the accuracy is measured outside the
     # kernel: the untrained model's, whatever the notebook printed.
     assert found["review"] and found["accuracy"] == pytest.approx(low["accuracy"], abs=1e-6)
-    assert found["score"] == pytest.approx(low["score"] - 2, abs=0.01)
+    assert found["score"] == pytest.approx(low["score"] - 6, abs=0.01)
 
 
 def test_the_hidden_seed_is_nowhere_the_students_or_the_results_reach(graded):

@@ -81,6 +81,7 @@ class Context:
     held_out_maps: bytes             # .npy (n, 500, 4), or b"" when no assignment needs them
     held_out_labels: list            # n labels (the scoring process never sees them)
     full_marks_at: float             # accuracy that earns all of a model's points
+    baseline_accuracy: float         # the pair-count baseline's accuracy on the held-out maps
     hide: list                       # this machine's paths no sandbox may see
 
 
@@ -237,9 +238,9 @@ def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=120, tas
             tasks.append(Task(submission.student, assignment, buffer.getvalue(), list(result.notes),
                               list(result.errors) + problems.get((submission.student, assignment), [])))
 
-    maps, labels = b"", []
+    maps, labels, baseline = b"", [], 0.0
     if trusted:
-        from crsky.grading.scoring import held_out_maps
+        from crsky.grading.scoring import baseline_accuracy, held_out_maps
 
         if seed is None:
             log("warning: no seed file: the held-out maps use the PUBLIC seed, which students can reproduce")
@@ -248,11 +249,13 @@ def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=120, tas
         buffer = io.BytesIO()
         np.save(buffer, x, allow_pickle=False)
         maps, labels = buffer.getvalue(), [int(v) for v in y]
+        baseline = baseline_accuracy(x, y)
+        log(f"held-out maps: {len(y)}; the pair-count baseline's accuracy on them: {baseline:.3f}")
     context = Context(
         course_root=str(COURSE_ROOT), course_digest=course_digest(COURSE_ROOT), gradebook_url=gradebook_url,
         cell_timeout_s=cell_timeout_s, task_timeout_s=task_timeout_s, sandboxed=sandboxed, releases=releases,
         sources=sources, trusted_tests=trusted, held_out_maps=maps, held_out_labels=labels,
-        full_marks_at=experiment.FULL_MARKS_ACCURACY, hide=[str(p) for p in hide],
+        full_marks_at=scoring.full_marks_accuracy(baseline), baseline_accuracy=baseline, hide=[str(p) for p in hide],
     )
     return context, tasks, sorted(set(students)), problems
 
@@ -426,7 +429,7 @@ def _grade_in(folder, task, context, record):
         if accuracy is not None:
             points = round(scoring.accuracy_points(accuracy, trusted["points"], context.full_marks_at), 2)
             message = scoring.describe(accuracy, len(context.held_out_labels), points, trusted["points"],
-                                       context.full_marks_at) + " (measured by the grader)"
+                                       context.full_marks_at, context.baseline_accuracy) + " (measured by the grader)"
             record["accuracy"] = round(accuracy, 4)
         scores[trusted["grade_id"]] = (points, False)
         for cell in autograded.cells:

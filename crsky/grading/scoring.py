@@ -79,6 +79,23 @@ def predict_signal_probability(model, x, batch_size=250):
     return probability
 
 
+def baseline_accuracy(x, y, preset=experiment.PRESET):
+    """Accuracy of the pair-count baseline on maps ``x (n, 500, 4)`` with labels ``y``, its
+    angle and threshold chosen on the course's first ``BASELINE_MAX_TRAIN`` public training
+    maps (the first maps of the data set, whatever its size)."""
+    from crsky.baseline import evaluate_pair_count
+    from crsky.simulate import simulate
+
+    train = simulate(preset, experiment.BASELINE_MAX_TRAIN, seed=experiment.DATA_SEED)
+    return float(evaluate_pair_count(train["data"], train["label"], x, y)["accuracy"])
+
+
+def full_marks_accuracy(baseline):
+    """The held-out accuracy that earns all of a model's points: the pair-count baseline's
+    accuracy on the same maps plus ``experiment.FULL_MARKS_MARGIN`` (at most 0.99)."""
+    return min(0.99, baseline + experiment.FULL_MARKS_MARGIN)
+
+
 def accuracy_points(accuracy, points, full_marks_at, zero_at=0.5):
     """Points for a test accuracy: all of them from ``full_marks_at``, none at or below
     ``zero_at`` (chance), linear in between."""
@@ -86,15 +103,17 @@ def accuracy_points(accuracy, points, full_marks_at, zero_at=0.5):
     return float(points * np.clip(fraction, 0.0, 1.0))
 
 
-def describe(accuracy, n_maps, score, points, full_marks_at):
+def describe(accuracy, n_maps, score, points, full_marks_at, baseline):
     """The line a student reads about the score of the saved model."""
     return (f"test accuracy on {n_maps} held-out maps: {accuracy:.3f} -> {score:.2f} of {points:g} points "
-            f"(full points from {full_marks_at:.2f})")
+            f"(full points from {full_marks_at:.3f}: the pair count's {baseline:.3f} on the same maps "
+            f"+ {experiment.FULL_MARKS_MARGIN:.3f})")
 
 
-def score_saved_model(path=MODEL_FILE, points=4, full_marks_at=0.85, preset=experiment.PRESET):
-    """Score the model saved at ``path`` on the public held-out maps; prints the accuracy and
-    returns the points (the value nbgrader reads as partial credit).
+def score_saved_model(path=MODEL_FILE, points=4, preset=experiment.PRESET):
+    """Score the model saved at ``path`` on the public held-out maps against the pair-count
+    baseline on the same maps (:func:`full_marks_accuracy`); prints the accuracy and returns
+    the points (the value nbgrader reads as partial credit).
 
     Under nbgrader's autograde nothing is scored here: the grader scores the submitted file
     outside the notebook, and this returns 0 so that no points come from inside the kernel."""
@@ -106,8 +125,10 @@ def score_saved_model(path=MODEL_FILE, points=4, full_marks_at=0.85, preset=expe
     x, y = held_out_maps(preset)
     probability = predict_signal_probability(model, x)
     accuracy = float(np.mean((probability > 0.5) == y))
+    baseline = baseline_accuracy(x, y, preset)
+    full_marks_at = full_marks_accuracy(baseline)
     score = accuracy_points(accuracy, points, full_marks_at)
-    print(describe(accuracy, len(y), score, points, full_marks_at))
+    print(describe(accuracy, len(y), score, points, full_marks_at, baseline))
     return round(score, 2)
 
 
