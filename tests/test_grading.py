@@ -24,6 +24,7 @@ from crsky.grading.samples import answered, submit
 GOOD_MODEL = COURSE_ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras"
 SEED = 918273645  # the hidden seed of this class: it must appear nowhere in what the grader returns
 CELL_TIMEOUT_S = 60
+HELD_OUT_MAPS = 1_000  # fewer than a real class gets (crsky.experiment.HELD_OUT_MAPS): the pipeline is the same
 pytestmark = [pytest.mark.grading,
               pytest.mark.skipif(not sandbox.probe()[0] and os.environ.get("CRSKY_REQUIRE_SANDBOX") != "1",
                                  reason=f"no grading sandbox here: {sandbox.probe()[1]}")]
@@ -252,7 +253,7 @@ def graded(tmp_path_factory):
     package = tree_digest(COURSE_ROOT / "crsky", COURSE_ROOT / "edgeconv.py")
     before = digest(subs)
     start = time.perf_counter()
-    rows = pipeline.grade(subs, base / "results", base / "work", seed=SEED, cell_timeout_s=CELL_TIMEOUT_S,
+    rows = pipeline.grade(subs, base / "results", base / "work", seed=SEED, held_out_maps=HELD_OUT_MAPS, cell_timeout_s=CELL_TIMEOUT_S,
                           task_timeout_s=300, workers=2)
     seconds = time.perf_counter() - start
     grades_csv = (base / "results" / "grades.csv").read_bytes()
@@ -270,7 +271,7 @@ def expected_accuracy_points():
     from crsky.grading.scoring import (accuracy_points, baseline_accuracy, full_marks_accuracy, held_out_maps,
                                        load_submitted_model, predict_signal_probability)
 
-    x, y = held_out_maps(seed=SEED)
+    x, y = held_out_maps(n_maps=HELD_OUT_MAPS, seed=SEED)
     accuracy = np.mean((predict_signal_probability(load_submitted_model(GOOD_MODEL), x) > 0.5) == y)
     return accuracy, accuracy_points(accuracy, 4, full_marks_accuracy(baseline_accuracy(x, y)))
 
@@ -377,7 +378,7 @@ def test_killing_processes_costs_the_killer_only(graded):
 def test_a_later_batch_is_not_poisoned(graded, tmp_path):
     subs = tmp_path / "submissions"
     submit(subs, "later", "02_kernel")
-    rows = pipeline.grade(subs, tmp_path / "results", tmp_path / "work", seed=SEED, cell_timeout_s=CELL_TIMEOUT_S,
+    rows = pipeline.grade(subs, tmp_path / "results", tmp_path / "work", seed=SEED, held_out_maps=HELD_OUT_MAPS, cell_timeout_s=CELL_TIMEOUT_S,
                           workers=1, quiet=True)
     assert [r["score"] for r in rows if r["assignment"] == "02_kernel"] == [6]
 

@@ -15,6 +15,7 @@ from crsky.course import COURSE_ROOT
 from tests.services import DaskCluster, postgres_server
 
 SEED = 424242
+HELD_OUT_MAPS = 1_000  # fewer than a real class gets: the pipeline is the same
 pytestmark = [pytest.mark.grading, pytest.mark.slow,
               pytest.mark.skipif(not sandbox.probe()[0] and os.environ.get("CRSKY_REQUIRE_SANDBOX") != "1",
                                  reason=f"no grading sandbox here: {sandbox.probe()[1]}")]
@@ -38,12 +39,12 @@ def grades(rows_path):
 @pytest.fixture(scope="module")
 def serial(submissions, tmp_path_factory):
     base = tmp_path_factory.mktemp("serial")
-    pipeline.grade(submissions, base / "results", base / "work", seed=SEED, workers=1, quiet=True)
+    pipeline.grade(submissions, base / "results", base / "work", seed=SEED, held_out_maps=HELD_OUT_MAPS, workers=1, quiet=True)
     return grades(base / "results" / "grades.csv")
 
 
 def test_local_parallel_run_grades_like_the_serial_run(submissions, serial, tmp_path):
-    pipeline.grade(submissions, tmp_path / "results", tmp_path / "work", seed=SEED, workers=2, quiet=True)
+    pipeline.grade(submissions, tmp_path / "results", tmp_path / "work", seed=SEED, held_out_maps=HELD_OUT_MAPS, workers=2, quiet=True)
     assert grades(tmp_path / "results" / "grades.csv") == serial
     [trained] = [line.split(",") for line in serial if line.startswith("student1,03_training,")]
     assert float(trained[2]) > 6 and float(trained[3]) == 10, trained  # the exercises and part of the model's points
@@ -75,7 +76,7 @@ def test_separate_cluster_with_postgresql_grades_the_same_even_when_a_worker_die
 
             killer = threading.Thread(target=kill_one_worker_once_grading_runs, daemon=True)
             killer.start()
-            pipeline.grade(submissions, tmp_path / "results", tmp_path / "work", seed=SEED, cluster=cluster.address,
+            pipeline.grade(submissions, tmp_path / "results", tmp_path / "work", seed=SEED, held_out_maps=HELD_OUT_MAPS, cluster=cluster.address,
                            gradebook_url=url, quiet=True)
             killer.join(timeout=5)
             assert killed.is_set(), "the worker was never killed: the test did not test a lost worker"

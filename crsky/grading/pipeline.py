@@ -197,7 +197,7 @@ def read_seed(seed_file):
 
 
 def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=120, task_timeout_s=900,
-         sandboxed=True, hide=(), log=print):
+         sandboxed=True, hide=(), log=print, held_out_maps_count=experiment.HELD_OUT_MAPS):
     """Step 1. Returns ``(context, tasks, students, problems)``: ``students`` every student id
     seen, ``problems`` ``{(student, assignment): [message]}`` for what was rejected."""
     workdir = Path(workdir)
@@ -244,7 +244,7 @@ def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=120, tas
 
         if seed is None:
             log("warning: no seed file: the held-out maps use the PUBLIC seed, which students can reproduce")
-        x, y = held_out_maps(n_maps=experiment.HELD_OUT_MAPS,
+        x, y = held_out_maps(n_maps=held_out_maps_count,
                              seed=experiment.HELD_OUT_PUBLIC_SEED if seed is None else seed)
         buffer = io.BytesIO()
         np.save(buffer, x, allow_pickle=False)
@@ -559,9 +559,11 @@ def default_gradebook(workdir):
 
 
 def grade(submissions, results, workdir=None, seed=None, cell_timeout_s=120, task_timeout_s=900, sandboxed=True,
-          workers=None, cluster=None, gradebook_url=None, quiet=False, retries=2):
+          workers=None, cluster=None, gradebook_url=None, quiet=False, retries=2,
+          held_out_maps=experiment.HELD_OUT_MAPS):
     """Run the three steps on a Dask cluster (an embedded local one unless ``cluster`` is a
-    scheduler address); returns the rows of ``results/grades.csv``."""
+    scheduler address); returns the rows of ``results/grades.csv``. ``held_out_maps``: how
+    many hidden maps score a saved model (fewer only to test the pipeline quickly)."""
     from crsky.grading import cluster as dask_cluster
 
     start = time.perf_counter()
@@ -593,7 +595,7 @@ def grade(submissions, results, workdir=None, seed=None, cell_timeout_s=120, tas
     say(f"course folder {workdir}; sandbox {'on' if sandboxed else 'OFF'}; per-cell timeout {cell_timeout_s} s; "
         f"hidden held-out seed {'set' if seed is not None else 'NOT set (public seed)'}")
     context, tasks, students, problems = plan(submissions, workdir, gradebook_url, seed, cell_timeout_s,
-                                              task_timeout_s, sandboxed, hide, log=say)
+                                              task_timeout_s, sandboxed, hide, log=say, held_out_maps_count=held_out_maps)
     say(f"collected {len(students)} students, {len(tasks)} notebooks to grade")
     records = dask_cluster.run_tasks(grade_one, tasks, context, workers=workers, address=cluster, retries=retries,
                                      quiet=quiet)
@@ -621,12 +623,15 @@ def main(argv=None):
     parser.add_argument("--cluster", default=None, help="address of a running Dask scheduler, tcp://HOST:8786")
     parser.add_argument("--gradebook", default=None, help="database URL (default: SQLite in the work folder; "
                                                           "postgresql://... for a cluster)")
+    parser.add_argument("--held-out-maps", type=int, default=experiment.HELD_OUT_MAPS,
+                        help=f"hidden maps that score a saved model (default {experiment.HELD_OUT_MAPS})")
     parser.add_argument("--unsafe-no-sandbox", action="store_true",
                         help="run students' notebooks WITHOUT the sandbox (only for trusted work)")
     args = parser.parse_args(argv)
     try:
         grade(args.submissions, args.results, args.workdir, read_seed(args.seed_file), args.timeout,
-              args.task_timeout, not args.unsafe_no_sandbox, args.workers, args.cluster, args.gradebook)
+              args.task_timeout, not args.unsafe_no_sandbox, args.workers, args.cluster, args.gradebook,
+              held_out_maps=args.held_out_maps)
     except GradingError as error:
         raise SystemExit(f"error: {error}") from None
 
