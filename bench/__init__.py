@@ -8,6 +8,11 @@ Run each from the repository root as a module, e.g. ``python -m bench.all``:
     bench.notebooks       each solution notebook executed and timed at a size
     bench.knn_methods     ways to find the k nearest neighbours, alone and in training
     bench.calibrate       the reference DGCNN against the classical baseline, per preset
+    bench.calibrate_gpu   candidate settings: the DGCNN (energies as they are and permuted) against
+                          every classical baseline on the same test maps (GPU size by default)
+    bench.classical       the classical baselines alone per setting, and how much the energies carry
+    bench.energy_scaling  the reference DGCNN with EnergyScaling at several reference fields, or without
+    bench.leaks           the label-leak check of every preset (this simulator or another checkout's)
     bench.gpu_check       on a GPU machine: recipes, the step without Keras' loop, a PyTorch peer
 
 Helpers only benchmarks use live here too (``bench.naive_edgeconv``).

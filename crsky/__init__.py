@@ -10,7 +10,8 @@ Modules, one job each (docs/architecture.md draws how they depend on each other)
     crsky.simulate    the sky-map simulator and its command line
     crsky.fileformat  the cr_sphere file format: writing, validating, reading
     crsky.dataset     loading sky maps: simulated and cached, the textbook's file, local files
-    crsky.baseline    classical statistics (the pair count), the baseline to beat
+    crsky.baseline    classical statistics (pair and multiplet counts, energy-aware multiplets), the baselines to beat
+    crsky.leakcheck   label-leak checks of simulated data (statistics that are not streets)
     crsky.models      the textbook's kernel network, the reference DGCNN, its inputs
     crsky.training    the training recipe and evaluation
     crsky.plots       sky maps, training curves, ROC curves, graphs on the sky

@@ -127,7 +127,7 @@ def validate_arrays(data, label, where="the data"):
 # ------------------------------------------------------------------ reading
 def load_file(path, validate=True):
     """Read a sky-map file into a dict of arrays (and ``params`` as :class:`SkyParameters`
-    where the file has them). Raises :class:`DataFileError` for a missing, truncated,
+    where the file has them; as text where this version cannot read them). Raises :class:`DataFileError` for a missing, truncated,
     corrupt or malformed file."""
     path = Path(path)
     if not path.is_file():
@@ -149,5 +149,8 @@ def load_file(path, validate=True):
         validate_arrays(arrays["data"], arrays["label"], where=str(path))
     arrays["label"] = arrays["label"].astype(np.int64)
     if "params" in arrays:
-        arrays["params"] = SkyParameters.from_json(str(arrays["params"]))
+        try:
+            arrays["params"] = SkyParameters.from_json(str(arrays["params"]))
+        except (ValueError, TypeError):  # a file of another simulator version: keep its description as text
+            arrays["params"] = str(arrays["params"])
     return arrays

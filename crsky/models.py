@@ -1,13 +1,18 @@
-"""The textbook's kernel network and reference Dynamic Graph CNN (Exercise 10.1), and the
-model inputs built from sky maps."""
+"""The textbook's kernel network and reference Dynamic Graph CNN (Exercise 10.1), the
+model inputs built from sky maps, and the layer that makes the energy visible to the
+network."""
 
 import keras
 import numpy as np
-from keras import layers
+from keras import layers, ops
 
 from edgeconv import EdgeConv
 
 NUM_POINTS = 500
+# 40 EeV / E over the Auger 2020 spectrum above 10^19.6 eV: mean and standard deviation
+# (from crsky.spectrum.EnergySampler, 2 million quantiles; a test checks them).
+INVERSE_ENERGY_MEAN = 0.7956
+INVERSE_ENERGY_STD = 0.1621
 
 
 def model_inputs(x):
@@ -19,6 +24,41 @@ def model_inputs(x):
     points = x[..., :3]
     features = np.concatenate([x[..., 3:], points], axis=-1)
     return [points, features]
+
+
+@keras.saving.register_keras_serializable(package="crsky")
+class EnergyScaling(layers.Layer):
+    """Turns the features (normalised energy, x, y, z) into (deflection angle, x, y, z).
+
+    The data keep the textbook's format: the energy as log10(E / eV) / 20.5, which above
+    40 EeV only spans 0.956-0.99 (standard deviation 0.005, against 0.58 for each
+    coordinate), too little for a network to notice. A cosmic ray's deflection is
+    proportional to 1 / E, so the layer hands the network the angle (in radians, the unit
+    of the coordinates' differences) by which a proton of that energy is deflected in a
+    reference field, ``deflection_deg_eev / E`` (default 320 deg EeV, the median JF12
+    line-of-sight strength), minus its mean over the energy spectrum. Two cosmic rays of
+    one street then differ in this feature by about as much as in position: the energy
+    is visible on the scale of the geometry, without drowning it (a standardised 1 / E,
+    with unit spread, slowed learning tenfold; docs/physics.md). No trainable weights.
+    Registered with Keras, so models saved with it load in safe mode.
+    """
+
+    def __init__(self, deflection_deg_eev=320.0, reference_eev=40.0, mean=INVERSE_ENERGY_MEAN, **kwargs):
+        super().__init__(**kwargs)
+        self.deflection_deg_eev, self.reference_eev, self.mean = float(deflection_deg_eev), float(reference_eev), float(mean)
+
+    def call(self, features):
+        log_energy_eev = features[..., :1] * 20.5 - 18.0
+        inverse = self.reference_eev * ops.power(10.0, -log_energy_eev)  # 40 EeV / E
+        angle_per_unit = self.deflection_deg_eev / self.reference_eev * 0.017453292519943295  # radians
+        return ops.concatenate([(inverse - self.mean) * angle_per_unit, features[..., 1:]], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return super().get_config() | {"deflection_deg_eev": self.deflection_deg_eev,
+                                       "reference_eev": self.reference_eev, "mean": self.mean}
 
 
 def kernel_nn(data, nodes=16, bn_momentum=0.99):
@@ -43,7 +83,8 @@ def kernel_nn(data, nodes=16, bn_momentum=0.99):
 
 
 def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_momentum=0.99, agg_func="mean",
-                          layer_class=EdgeConv, **layer_options):
+                          energy_scaling=True, energy_deflection_deg_eev=320.0, layer_class=EdgeConv,
+                          **layer_options):
     """The textbook's DGCNN: two EdgeConvs on the fixed sky graph, one dynamic.
 
     Inputs are ``[points (batch, P, 3), features (batch, P, 4)]``, the features being
@@ -51,6 +92,9 @@ def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_mome
     (isotropic, signal). With the defaults it has 4,770 parameters (4,434 trainable).
     ``layer_class`` (an EdgeConv or a subclass) and ``layer_options`` (e.g.
     ``knn_method="top_k"``) choose the graph layer, for benchmarks and experiments.
+    ``energy_scaling``: pass the features through :class:`EnergyScaling` first (no
+    parameters, reference field ``energy_deflection_deg_eev``), so that the network can
+    see the energy; False is the textbook's model.
     """
     points_input = layers.Input((num_points, 3), name="points")
     feats_input = layers.Input((num_points, 4), name="features")
@@ -61,7 +105,10 @@ def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_mome
     def edgeconv(width):
         return layer_class(kernel(width), next_neighbors=k, agg_func=agg_func, **layer_options)
 
-    x = edgeconv(nodes[0])([points_input, feats_input])
+    features = feats_input
+    if energy_scaling:
+        features = EnergyScaling(energy_deflection_deg_eev, name="energy_scaling")(feats_input)
+    x = edgeconv(nodes[0])([points_input, features])
     x = layers.Activation("relu")(x)
     x = edgeconv(nodes[1])([points_input, x])
     x = layers.Activation("relu")(x)

@@ -2,10 +2,16 @@
 
 A sky map holds ``n_events`` (500) cosmic rays above ``emin_eev`` (40 EeV), energies
 from the Auger 2020 spectrum. An isotropic map (label 0) is pure background. In a
-signal map (label 1) ``signal_fraction`` of the cosmic rays come from ``n_sources``
-sources: each is deflected away from its source by ``Z / E`` times the deflection
-model (a street, high energies nearest the source), then Fisher-smeared by the
-turbulent field (``smearing_deg_eev * Z / E``) and the detector resolution.
+signal map (label 1) ``n_sources`` sources at isotropic positions contribute on
+average ``signal_fraction`` of the cosmic rays: each source's count is Poisson
+distributed around its share (equal shares, or shares from a Euclidean distribution
+of source fluxes). Each cosmic ray is deflected away from its source by ``Z / E``
+times the deflection model (a street, high energies nearest the source), then
+Fisher-smeared by the turbulent field (``smearing_deg_eev * Z / E``) and the detector
+resolution. The detector's exposure and the field's magnification are applied once,
+as the probability of recording each emitted cosmic ray, so that signal cosmic rays
+follow the same large-scale distribution over the sky as the background: no
+statistic other than the streets themselves tells the classes apart.
 
 Each block of ``BLOCK_SIZE`` maps is drawn from its own random stream derived from
 (seed, block index): the same seed and parameters give byte-identical maps whatever
@@ -28,11 +34,20 @@ from crsky import deflection as deflection_models
 from crsky import experiment
 from crsky.fileformat import write_maps
 from crsky.presets import PRESETS, as_parameters
-from crsky.sky import auger_exposure, exposure_weighted_directions, fisher_smear
+from crsky.sky import auger_exposure, exposure_weighted_directions, fisher_smear, isotropic_directions, \
+    mean_exposure
 from crsky.spectrum import EMAX_EEV, EnergySampler, energy_feature
 
-SIMULATOR_VERSION = "1.0"
+SIMULATOR_VERSION = "2.0"
+# 2.0: Poisson source multiplicities and source flux distributions; sources at isotropic
+#      positions whatever the exposure; the exposure and the JF12 lens's magnification
+#      applied once, as recording probabilities (1.x: the exposure weighted the source
+#      positions and thinned their cosmic rays again, and every JF12 source gave the same
+#      count whatever the field's focusing: both told signal maps apart by their
+#      large-scale distribution).
 BLOCK_SIZE = 250  # maps per random stream; fixed so that chunking cannot change results
+MAGNIFICATION_CAP = 8.0  # |det J| of the JF12 lens above this is clipped (protons at 40 EeV: 0.03 % of the sky)
+EUCLIDEAN_FLUX_RANGE = 100.0  # brightest / faintest source flux in the "euclidean" distribution
 
 
 def _deflection_model(params):
@@ -58,34 +73,56 @@ def simulate_block(params, seed, block):
     directions = exposure_weighted_directions(rng, (n_maps, n_events), exposure)
     energies = sample_energy(rng, (n_maps, n_events))
     source_id = np.full((n_maps, n_events), -1, dtype=np.int8)
-    sources = exposure_weighted_directions(rng, (n_maps, n_sources), exposure)
+    # Sources sit anywhere on the sky: where the detector does not look, their cosmic rays
+    # are simply not recorded (below). Positions are drawn for every map, so that the
+    # random stream does not depend on the labels' order.
+    sources = isotropic_directions(rng, (n_maps, n_sources))
+    share = _source_shares(rng, params, n_maps)  # (n_maps, n_sources), rows sum to 1
 
-    # Signal cosmic rays: the first n_signal of each signal map, shared out among its sources
-    # (with an exposure, those landing where the detector does not look are not seen).
-    n_signal = int(round(params.signal_fraction * n_events))
+    # Signal cosmic rays: emitted, deflected, smeared, then recorded with the probability
+    # of the exposure where they land times the lens's magnification (over its cap).
     signal_maps = np.flatnonzero(label == 1)
-    share = np.arange(n_signal) % n_sources
-    source_id[signal_maps, :n_signal] = share
     model = _deflection_model(params)
     streets = model.street_directions(rng, sources)
-    map_index = np.repeat(signal_maps, n_signal)
-    source_index = np.tile(share, len(signal_maps))
+    n_signal = params.signal_fraction * n_events
+    if params.multiplicity == "fixed":
+        emitted = _fixed_counts(int(round(n_signal)), share[signal_maps])
+        boost = 1.0
+    else:
+        boost = _recording_boost(params)
+        emitted = rng.poisson(n_signal * boost * share[signal_maps])
+    map_index = np.repeat(np.repeat(signal_maps, n_sources), emitted.reshape(-1))
+    source_index = np.repeat(np.tile(np.arange(n_sources), len(signal_maps)), emitted.reshape(-1))
     charge_values = np.array([z for z, _ in params.charges], dtype=float)
     charge_weights = np.array([w for _, w in params.charges], dtype=float)
     charge = charge_values[rng.choice(len(charge_values), size=len(map_index), p=charge_weights / charge_weights.sum())]
-    energy = energies[signal_maps, :n_signal].reshape(-1)
+    energy = sample_energy(rng, len(map_index))
     rigidity_inverse = charge / energy  # Z / E in 1/EeV
     origin = sources[map_index, source_index]
     street = None if streets is None else streets[map_index, source_index]
     arrival = model.deflect(origin, street, rigidity_inverse)
     spread = np.radians(np.hypot(params.smearing_deg_eev * rigidity_inverse, params.resolution_deg))
     arrival = fisher_smear(rng, arrival, spread)
-    # A detector sees a cosmic ray with a probability given by its exposure where it lands:
-    # the ones it misses leave their slot to the background cosmic ray already drawn there.
-    seen = np.ones(len(arrival), dtype=bool) if exposure is None else rng.random(len(arrival)) < exposure(arrival)
-    slot_index = np.tile(np.arange(n_signal), len(signal_maps))
-    directions[map_index[seen], slot_index[seen]] = arrival[seen]
-    source_id[map_index[~seen], slot_index[~seen]] = -1
+    if boost != 1.0:
+        probability = np.ones(len(arrival))
+        if exposure is not None:
+            probability *= exposure(arrival)
+        if params.deflection == "jf12":
+            magnification = np.minimum(model.magnification(origin, street, rigidity_inverse), MAGNIFICATION_CAP)
+            probability *= np.minimum(1.0, magnification * _jf12_cap_factor(params) / MAGNIFICATION_CAP)
+        recorded = rng.random(len(arrival)) < probability
+        map_index, source_index = map_index[recorded], source_index[recorded]
+        arrival, energy = arrival[recorded], energy[recorded]
+
+    # The recorded cosmic rays of map m take its first slots (the rest keep the background
+    # drawn there); a map cannot hold more than n_events of them.
+    first = np.searchsorted(map_index, map_index, side="left")
+    slot = np.arange(len(map_index)) - first
+    inside = slot < n_events
+    map_index, slot = map_index[inside], slot[inside]
+    directions[map_index, slot] = arrival[inside]
+    energies[map_index, slot] = energy[inside]
+    source_id[map_index, slot] = source_index[inside]
 
     # Shuffle each map so that the position of a cosmic ray in the list carries no label.
     order = np.argsort(rng.random((n_maps, n_events)), axis=1)
@@ -99,6 +136,67 @@ def simulate_block(params, seed, block):
     source_direction = sources.astype(np.float32)
     source_direction[label == 0] = np.nan
     return {"data": data, "label": label, "source_id": source_id, "source_direction": source_direction}
+
+
+_MEAN_EXPOSURE = {}
+
+
+def _source_shares(rng, params, n_maps):
+    """Each source's share of a map's signal, ``(n_maps, n_sources)``, rows summing to 1."""
+    if params.source_flux == "equal":
+        return np.full((n_maps, params.n_sources), 1.0 / params.n_sources)
+    # dN/dS ~ S^-5/2 (N(>S) ~ S^-3/2) between 1 and EUCLIDEAN_FLUX_RANGE, by inversion.
+    u = rng.random((n_maps, params.n_sources))
+    flux = (1.0 - u * (1.0 - EUCLIDEAN_FLUX_RANGE ** -1.5)) ** (-2.0 / 3.0)
+    return flux / flux.sum(axis=1, keepdims=True)
+
+
+def _fixed_counts(total, share):
+    """Exactly ``total`` cosmic rays per map shared out by ``share`` (largest remainders)."""
+    exact = total * share
+    counts = np.floor(exact).astype(np.int64)
+    remainder = total - counts.sum(axis=1)
+    order = np.argsort(-(exact - counts), axis=1, kind="stable")
+    rank = np.argsort(order, axis=1, kind="stable")
+    counts += rank < remainder[:, None]
+    return counts
+
+
+def _recording_boost(params):
+    """How many cosmic rays are emitted per recorded one on average: 1 / (mean recording
+    probability). The exposure records a fraction <exposure> of an isotropic flux; the
+    JF12 lens's magnification averages to 1 but is capped, so cosmic rays are emitted
+    MAGNIFICATION_CAP times as often and recorded with probability |det J| / cap."""
+    boost = 1.0
+    if params.exposure == "auger":
+        if "auger" not in _MEAN_EXPOSURE:
+            _MEAN_EXPOSURE["auger"] = mean_exposure(auger_exposure)
+        boost /= _MEAN_EXPOSURE["auger"]
+    if params.deflection == "jf12":
+        boost *= MAGNIFICATION_CAP
+    return boost
+
+
+_JF12_CAP_FACTOR = {}
+
+
+def _jf12_cap_factor(params):
+    """1 / <min(|det J|, cap)>: corrects the recording probability for the magnification
+    lost above the cap (a fraction of a percent), measured once per parameter set on an
+    isotropic sample of sources at energies from the spectrum."""
+    key = (params.deflection_deg_eev, params.charges, params.emin_eev)
+    if key not in _JF12_CAP_FACTOR:
+        rng = np.random.default_rng(12345)
+        model = _deflection_model(params)
+        n = 20000
+        origin = isotropic_directions(rng, (n,))
+        values = np.array([z for z, _ in params.charges], dtype=float)
+        weights = np.array([w for _, w in params.charges], dtype=float)
+        charge = values[rng.choice(len(values), size=n, p=weights / weights.sum())]
+        rigidity_inverse = charge / _energy_sampler(params.emin_eev)(rng, n)
+        magnification = model.magnification(origin, None, rigidity_inverse)
+        _JF12_CAP_FACTOR[key] = float(1.0 / np.mean(np.minimum(magnification, MAGNIFICATION_CAP)))
+    return _JF12_CAP_FACTOR[key]
 
 
 _SAMPLERS = {}

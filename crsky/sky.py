@@ -110,6 +110,17 @@ def auger_exposure(vectors, latitude_deg=-35.2, max_zenith_deg=80.0):
     return exposure / _sommers_maximum(float(latitude_deg), float(max_zenith_deg))
 
 
+def mean_exposure(exposure, samples=200001):
+    """Mean of a relative exposure (a function of unit vectors) over the whole sky: the
+    fraction of an isotropic flux the detector records. Exposures that depend on
+    declination only are integrated over sin(declination) on a fine grid."""
+    sin_dec = np.linspace(-1.0, 1.0, samples)
+    # Points on the equatorial meridian ra = 0, turned into galactic vectors.
+    equatorial = np.stack([np.sqrt(1 - sin_dec ** 2), np.zeros_like(sin_dec), sin_dec], axis=-1)
+    values = exposure(equatorial @ EQUATORIAL_TO_GALACTIC.T)
+    return float(np.trapezoid(values, sin_dec) / 2.0)
+
+
 def exposure_weighted_directions(rng, shape, exposure=None):
     """Unit vectors ``shape + (3,)`` distributed as isotropic flux times ``exposure``.
 

@@ -40,7 +40,7 @@ def train_reference(x_train, y_train, x_val=None, y_val=None, epochs=10, batch_s
                     bn_momentum=0.9, verbose=1, callbacks=(), steps_per_execution=1, **model_options):
     """Build and train the reference DGCNN on maps ``(n, 500, 4)`` with integer labels,
     validating on ``x_val, y_val`` when given (and not empty). ``model_options`` go to
-    :func:`crsky.models.build_reference_model` (e.g. ``layer_class``, ``knn_method``).
+    :func:`crsky.models.build_reference_model` (e.g. ``energy_scaling``, ``layer_class``, ``knn_method``).
 
     Returns ``(model, history)``; the history also holds ``seconds_per_epoch``.
     """
@@ -56,6 +56,17 @@ def train_reference(x_train, y_train, x_val=None, y_val=None, epochs=10, batch_s
     )
     history.history["seconds_per_epoch"] = (time.perf_counter() - start) / epochs
     return model, history
+
+
+def permute_energies(x, seed=0):
+    """A copy of maps ``(n, P, 4)`` with the energies (column 3) shuffled within each map:
+    the same cosmic rays and energies, no link between a direction and its energy. A model
+    that uses the energy ordering of streets loses accuracy on such maps."""
+    rng = np.random.default_rng(seed)
+    x = np.array(x, copy=True)
+    order = np.argsort(rng.random(x.shape[:2]), axis=1)
+    x[..., 3] = np.take_along_axis(x[..., 3], order, axis=1)
+    return x
 
 
 def evaluate(model, x, y, batch_size=256):

@@ -2,6 +2,7 @@
 determinism and parameter errors."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -53,19 +54,57 @@ def test_energy_feature_round_trip():
 
 
 def test_signal_maps_have_their_share_of_source_cosmic_rays(textbook_maps):
+    """Poisson multiplicities: each source's count is Poisson around its share, so a map's
+    total has the mean and the variance signal_fraction * n_events (25)."""
     params = PRESETS["textbook"]
     source_id = textbook_maps["source_id"]
+    label = textbook_maps["label"]
     per_map = (source_id >= 0).sum(axis=1)
-    expected = round(params.signal_fraction * params.n_events)
-    assert np.all(per_map[textbook_maps["label"] == 1] == expected)
-    assert np.all(per_map[textbook_maps["label"] == 0] == 0)
-    assert abs(textbook_maps["label"].mean() - 0.5) < 0.01
-    assert np.all(np.isnan(textbook_maps["source_direction"][textbook_maps["label"] == 0]))
+    expected = params.signal_fraction * params.n_events
+    signal = per_map[label == 1]
+    assert abs(signal.mean() - expected) < 4 * np.sqrt(expected / len(signal))
+    assert 0.75 * expected < signal.var() < 1.3 * expected  # Poisson: variance = mean
+    per_source = np.stack([(source_id == s).sum(axis=1) for s in range(params.n_sources)], axis=1)[label == 1]
+    share = expected / params.n_sources
+    assert abs(per_source.mean() - share) < 4 * np.sqrt(share / per_source.size)
+    assert np.all(per_map[label == 0] == 0)
+    assert abs(label.mean() - 0.5) < 0.01
+    assert np.all(np.isnan(textbook_maps["source_direction"][label == 0]))
+
+
+def test_fixed_multiplicity_gives_every_source_its_share():
+    params = dataclasses.replace(PRESETS["textbook"], multiplicity="fixed")
+    sim = simulate(params, BLOCK_SIZE, seed=4)
+    signal = sim["source_id"][sim["label"] == 1]
+    counts = np.stack([(signal == s).sum(axis=1) for s in range(params.n_sources)], axis=1)
+    assert np.all(counts == 5)
+
+
+def test_euclidean_fluxes_share_the_signal_unequally():
+    params = dataclasses.replace(PRESETS["textbook"], source_flux="euclidean", n_sources=10)
+    sim = simulate(params, 1000, seed=4)
+    signal = sim["source_id"][sim["label"] == 1]
+    counts = np.sort(np.stack([(signal == s).sum(axis=1) for s in range(params.n_sources)], axis=1), axis=1)
+    assert abs(counts.sum(axis=1).mean() - 25) < 4 * np.sqrt(25 / len(counts))  # the same mean signal
+    # The brightest source of a map carries far more than a tenth of it (equal fluxes: 2.5 of 25).
+    assert counts[:, -1].mean() > 8 and np.median(counts[:, 0]) == 0
+
+
+@pytest.mark.parametrize("preset", ["auger", "jf12"])
+def test_exposure_and_lens_keep_the_mean_signal(preset):
+    """The exposure and the lens's magnification act as recording probabilities; cosmic
+    rays are emitted so that on average signal_fraction * n_events are recorded."""
+    sim = simulate(preset, 1000, seed=6)
+    recorded = (sim["source_id"] >= 0).sum(axis=1)[sim["label"] == 1]
+    assert abs(recorded.mean() - 25) < 1.5
+    assert recorded.var() > 25  # more than Poisson: exposure and magnification vary from source to source
 
 
 def sharp_streets(charge=1, deflection="constant", strength=320.0, n_maps=BLOCK_SIZE):
+    multiplicity = "fixed" if deflection == "constant" else "poisson"  # 6 per source: a great circle to fit
     params = SkyParameters(n_sources=3, signal_fraction=0.06, deflection=deflection, deflection_deg_eev=strength,
-                           smearing_deg_eev=0.0, resolution_deg=0.0, charges=((charge, 1.0),))
+                           smearing_deg_eev=0.0, resolution_deg=0.0, charges=((charge, 1.0),),
+                           multiplicity=multiplicity)
     return params, simulate(params, n_maps, seed=5)
 
 
@@ -129,8 +168,9 @@ def test_auger_exposure_hides_the_far_north():
     equatorial = vectors @ EQUATORIAL_TO_GALACTIC  # galactic -> equatorial (the matrix's transpose)
     declination = np.degrees(np.arcsin(np.clip(equatorial[:, 2], -1, 1)))
     assert declination.max() < 44.9  # latitude -35.2 deg + 80 deg zenith
-    seen = (sim["source_id"] >= 0).sum(axis=1)[sim["label"] == 1]
-    assert seen.max() <= 25 and seen.mean() > 10
+    # Sources anywhere on the sky: those the detector cannot see contribute nothing.
+    source = sim["source_direction"][sim["label"] == 1].reshape(-1, 3).astype(float)
+    assert np.mean(auger_exposure(source) == 0) > 0.1
 
 
 def test_same_seed_same_bytes_whatever_the_chunking():
@@ -156,6 +196,9 @@ def test_same_seed_same_bytes_whatever_the_chunking():
         ({"charges": ((1, 0.0),)}, "summing to > 0"),
         ({"emin_eev": 500.0}, r"emin_eev must be in \[4.0, 316\) EeV, got 500.0"),
         ({"exposure": "telescope"}, "exposure must be None or 'auger', got 'telescope'"),
+        ({"multiplicity": "binomial"}, "multiplicity must be 'poisson' or 'fixed', got 'binomial'"),
+        ({"multiplicity": "fixed", "exposure": "auger"}, "multiplicity 'fixed' needs exposure None"),
+        ({"source_flux": "lognormal"}, "source_flux must be 'equal' or 'euclidean', got 'lognormal'"),
     ],
 )
 def test_bad_parameters_give_clear_errors(change, message):
@@ -205,3 +248,45 @@ def test_exposure_is_normalised_to_one_wherever_the_array_stands(latitude_deg, m
     vectors = isotropic_directions(np.random.default_rng(5), (200_000,))
     exposure = auger_exposure(vectors, latitude_deg, max_zenith_deg)
     assert exposure.min() >= 0 and 0.999 < exposure.max() <= 1.0 + 1e-9
+
+
+def test_jf12_magnification_keeps_an_isotropic_sky_isotropic():
+    """Liouville: isotropic sources seen through the lens, each weighted by |det J|, give an
+    isotropic sky; unweighted (equal counts per source) they do not."""
+    rng = np.random.default_rng(7)
+    lens = JF12Lens()
+    sources = isotropic_directions(rng, (100000,))
+    rigidity_inverse = np.full(len(sources), 1 / 40.0)  # protons at 40 EeV
+    arrival = lens.deflect(sources, None, rigidity_inverse)
+    weight = lens.magnification(sources, None, rigidity_inverse)
+    assert abs(weight.mean() - 1) < 0.01  # the lens preserves total area
+
+    def moments(w):
+        w = w / w.sum()
+        x, y, z = arrival.T
+        return np.array([w @ x, w @ y, w @ z, w @ (1.5 * z ** 2 - 0.5), w @ (x ** 2 - y ** 2), w @ (x * y)])
+
+    effective_n = weight.sum() ** 2 / (weight ** 2).sum()
+    assert np.max(np.abs(moments(weight))) < 4 / np.sqrt(3 * effective_n)
+    assert np.max(np.abs(moments(np.ones(len(sources))))) > 0.04
+
+
+def test_constant_deflection_has_unit_magnification():
+    from crsky.deflection import ConstantDeflection
+
+    assert np.all(ConstantDeflection(300.0).magnification(None, None, np.ones(5)) == 1)
+
+
+def test_parameters_of_simulator_1_files_still_load():
+    """Files of simulator 1.x lack multiplicity (it was fixed) and source_flux."""
+    old = json.dumps({k: v for k, v in json.loads(PRESETS["textbook"].to_json()).items()
+                      if k not in ("multiplicity", "source_flux")})
+    assert SkyParameters.from_json(old).multiplicity == "fixed"
+
+
+def test_mean_exposure_is_the_fraction_of_an_isotropic_flux_recorded():
+    from crsky.sky import mean_exposure
+
+    vectors = isotropic_directions(np.random.default_rng(8), (400_000,))
+    assert mean_exposure(auger_exposure) == pytest.approx(auger_exposure(vectors).mean(), abs=3e-3)
+    assert mean_exposure(lambda v: np.ones(v.shape[:-1])) == pytest.approx(1.0)

@@ -44,6 +44,7 @@ def load_submitted_model(path):
     clear error for every way it can fail."""
     import keras
 
+    import crsky.models  # noqa: F401  (registers EnergyScaling for loading)
     import edgeconv  # noqa: F401  (registers EdgeConv for loading)
 
     path = Path(path)
