@@ -40,6 +40,8 @@ CORRELATION_EDGES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.01)
 CORRELATION_SIZES = (3, 4, 6)  # members (the centre included): at least 3, 4-5, 6 or more
 REFERENCE_ENERGY_EEV = 40.0
 CLASSICAL_METHODS = ("multiplet", "energy")
+# What evaluate_baselines returns, in words (tables and plots).
+BASELINE_LABELS = {"pair_count": "pair count", "multiplet": "multiplet counts", "energy": "energy-aware statistic"}
 
 
 def pair_counts(x, psi_deg, chunk_size=256):
