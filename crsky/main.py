@@ -1,5 +1,6 @@
 """The main job, end to end: simulate sky maps, train the reference DGCNN, evaluate it
-on the test split next to the pair-count baseline, and write plots and a summary.
+on the test split (with the energies as they are and permuted within each map) next to
+every classical baseline on the same maps, and write plots and a summary.
 
     python -m crsky.main                       # CPU-sized default, about 8 minutes on 2 cores
     python -m crsky.main --n-maps 50000 --epochs 10   # the full exercise (GPU)
@@ -37,9 +38,9 @@ def main(argv=None):
     import numpy as np
 
     from crsky import plots
-    from crsky.baseline import evaluate_pair_count
+    from crsky.baseline import BASELINE_LABELS, evaluate_baselines
     from crsky.dataset import load_sky_maps
-    from crsky.training import evaluate, train_reference
+    from crsky.training import evaluate, permute_energies, train_reference
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,9 +64,12 @@ def main(argv=None):
 
     print(f"3/4 evaluating on {len(y_test)} test maps")
     accuracy, auc, probability = evaluate(model, x_test, y_test)
-    baseline = evaluate_pair_count(*experiment.baseline_subset(x_train, y_train), x_test, y_test)
-    ax = plots.roc_curves({"DGCNN": (y_test, probability),
-                           f"pair count, psi {baseline['psi_deg']:g} deg": (y_test, baseline["scores"])})
+    permuted_accuracy, permuted_auc, _ = evaluate(model, permute_energies(x_test, seed=args.seed), y_test)
+    baselines = evaluate_baselines(*experiment.baseline_subset(x_train, y_train), x_test, y_test)
+    baseline = baselines["pair_count"]
+    best = max(baselines, key=lambda name: baselines[name]["accuracy"])
+    ax = plots.roc_curves({"DGCNN": (y_test, probability)}
+                          | {BASELINE_LABELS[name]: (y_test, result["scores"]) for name, result in baselines.items()})
     ax.figure.savefig(out / "roc.png", dpi=120, bbox_inches="tight")
 
     summary = {
@@ -75,12 +79,21 @@ def main(argv=None):
         "dgcnn_test_auc": round(auc, 4), "pair_count_psi_deg": baseline["psi_deg"],
         "pair_count_test_accuracy": round(float(baseline["accuracy"]), 4),
         "pair_count_test_auc": round(float(baseline["auc"]), 4),
+        "dgcnn_permuted_energy_test_accuracy": round(permuted_accuracy, 4),
+        "dgcnn_permuted_energy_test_auc": round(permuted_auc, 4),
+        "classical": {name: {"accuracy": round(float(r["accuracy"]), 4), "auc": round(float(r["auc"]), 4)}
+                      for name, r in baselines.items()},
+        "best_classical": best,
+        "dgcnn_minus_best_classical_accuracy": round(accuracy - float(baselines[best]["accuracy"]), 4),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("4/4 results")
-    print(f"  DGCNN       test accuracy {accuracy:.3f}   ROC AUC {auc:.3f}   (trained in {train_seconds:.0f} s)")
-    print(f"  pair count  test accuracy {baseline['accuracy']:.3f}   ROC AUC {baseline['auc']:.3f}   "
-          f"(psi {baseline['psi_deg']:g} deg)")
+    print(f"  {'DGCNN':<32} test accuracy {accuracy:.3f}   ROC AUC {auc:.3f}   (trained in {train_seconds:.0f} s)")
+    print(f"  {'DGCNN, energies permuted':<32} test accuracy {permuted_accuracy:.3f}   ROC AUC {permuted_auc:.3f}")
+    for name, result in baselines.items():
+        print(f"  {BASELINE_LABELS[name]:<32} test accuracy {result['accuracy']:.3f}   ROC AUC {result['auc']:.3f}")
+    print(f"  DGCNN - best classical ({BASELINE_LABELS[best]}): {accuracy - baselines[best]['accuracy']:+.3f} "
+          f"in accuracy")
     print(f"  plots, model and summary in {out}/: skymaps.png training.png roc.png dgcnn.keras summary.json")
     return summary
 

@@ -40,5 +40,13 @@ def test_main_job_end_to_end(tmp_path, capsys):
     # 100 test maps at chance would exceed 0.70 with a probability below 1e-4.
     assert summary["pair_count_test_accuracy"] > 0.70 and summary["pair_count_test_auc"] > 0.75
     assert np.isfinite(summary["train_seconds"]) and summary["train_seconds"] > 0
+    assert set(summary["classical"]) == {"pair_count", "multiplet", "energy"}
+    best = summary["best_classical"]
+    assert summary["classical"][best]["accuracy"] == max(r["accuracy"] for r in summary["classical"].values())
+    assert summary["dgcnn_minus_best_classical_accuracy"] == pytest.approx(
+        summary["dgcnn_test_accuracy"] - summary["classical"][best]["accuracy"], abs=2e-4)
+    assert 0 <= summary["dgcnn_permuted_energy_test_accuracy"] <= 1
     out = capsys.readouterr().out
-    assert "DGCNN       test accuracy" in out and "pair count  test accuracy" in out
+    for line in ("DGCNN ", "DGCNN, energies permuted ", "pair count ", "multiplet counts ", "energy-aware statistic "):
+        assert f"  {line}" in out and "test accuracy" in out, line
+    assert "DGCNN - best classical" in out
