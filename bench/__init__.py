@@ -5,6 +5,7 @@ Run each from the repository root as a module, e.g. ``python -m bench.all``:
     bench.bench_training  ms/step and peak memory of the reference model per Keras backend
     bench.simulator       simulator throughput (maps/s) and peak memory
     bench.grading         grading cost per submission for a generated class
+    bench.grading_spread  honest models from several seeds under the grading rule (the margin's basis)
     bench.notebooks       each solution notebook executed and timed at a size
     bench.knn_methods     ways to find the k nearest neighbours, alone and in training
     bench.calibrate       the reference DGCNN against the classical baseline, per preset
