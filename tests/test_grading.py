@@ -286,11 +286,11 @@ def test_correct_submission_gets_full_points(graded):
 
 
 @pytest.mark.parametrize("student, expected", [
-    ("wrong_shape", 1),   # only "depends on both inputs" passes
+    ("wrong_shape", 2),   # "depends on both inputs" and "has trainable weights" pass
     ("raises", 0),
     ("loops", 0),         # the cell times out, the batch goes on
-    ("edited_test", 1),   # the emptied test cell is restored from the gradebook
-    ("deleted_test", 1),  # the deleted test cell is put back and fails
+    ("edited_test", 2),   # the emptied test cell is restored from the gradebook
+    ("deleted_test", 2),  # the deleted test cell is put back and fails
     ("not_json", 0),
     ("zipped", 6),
     ("stripped", 6),      # nbgrader metadata stripped: repaired from the release
