@@ -5,7 +5,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from edgeconv import EdgeConv
+from edgeconv import EdgeConv, NeighborIndices
 
 NUM_POINTS = 500
 
@@ -43,7 +43,7 @@ def kernel_nn(data, nodes=16, bn_momentum=0.99):
 
 
 def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_momentum=0.99, agg_func="mean",
-                          layer_class=EdgeConv, **layer_options):
+                          layer_class=EdgeConv, sky_graph="per_layer", **layer_options):
     """The textbook's DGCNN: two EdgeConvs on the fixed sky graph, one dynamic.
 
     Inputs are ``[points (batch, P, 3), features (batch, P, 4)]``, the features being
@@ -61,9 +61,15 @@ def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_mome
     def edgeconv(width):
         return layer_class(kernel(width), next_neighbors=k, agg_func=agg_func, **layer_options)
 
-    x = edgeconv(nodes[0])([points_input, feats_input])
+    if sky_graph == "shared":
+        graph = NeighborIndices(k, knn_method=layer_options.get("knn_method", "auto"), name="sky_graph")(points_input)
+    elif sky_graph == "per_layer":
+        graph = points_input
+    else:
+        raise ValueError(f"sky_graph must be 'per_layer' or 'shared', got {sky_graph!r}.")
+    x = edgeconv(nodes[0])([graph, feats_input])
     x = layers.Activation("relu")(x)
-    x = edgeconv(nodes[1])([points_input, x])
+    x = edgeconv(nodes[1])([graph, x])
     x = layers.Activation("relu")(x)
     x = edgeconv(nodes[2])([x, x])  # dynamic graph
     x = layers.Activation("relu")(x)
