@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 
+from crsky.course import COURSE_ROOT
 from crsky.grading import sandbox
 
 TF_CELL = ("import os, time; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\n"
@@ -61,7 +62,7 @@ def main():
     work = os.path.join(base, "work")
     os.mkdir(work)
     os.environ["JUPYTER_DATA_DIR"] = os.path.join(base, "data")
-    sandbox.write_kernelspec(os.environ["JUPYTER_DATA_DIR"], "sbx", sandbox.Config(ro_paths=["/work/main"]))
+    sandbox.write_kernelspec(os.environ["JUPYTER_DATA_DIR"], "sbx", sandbox.Config(ro_paths=[str(COURSE_ROOT)]))
     ip = os.path.join(base, "rt", "kernel")
     os.makedirs(os.path.dirname(ip))
     results = {k: [] for k in ("plain start", "sandboxed start", "plain shutdown", "sandboxed shutdown",
@@ -90,7 +91,7 @@ def main():
         subprocess.run([sys.executable, "-c", code], capture_output=True)
         results["plain python -c 'import tensorflow'"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        res = sandbox.run([sys.executable, "-c", code], work, ro_paths=["/work/main"])
+        res = sandbox.run([sys.executable, "-c", code], work, ro_paths=[str(COURSE_ROOT)])
         assert res.returncode == 0, res.stderr
         results["sandbox.run python -c 'import tensorflow'"].append(time.perf_counter() - t)
     print()

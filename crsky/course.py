@@ -50,19 +50,21 @@ def _stderr_discarded():
         os.close(saved)
 
 
-def quiet():
+def quiet(keras=True):
     """Keep TensorFlow's and absl's log lines off stderr (nbgrader scores a test cell
     with any stderr output as 0). Call before importing keras.
 
     TensorFlow prints C++ start-up notices (oneDNN, absl) that no log level silences;
-    it is imported here once with those discarded. Import errors still raise.
+    with ``keras=True`` it is imported here once with those discarded (import errors still
+    raise). A notebook that uses no Keras passes ``keras=False`` and saves that import.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module="keras")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow" and importlib.util.find_spec("tensorflow"):
+    if keras and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow" \
+            and importlib.util.find_spec("tensorflow"):
         with _stderr_discarded():
             import tensorflow  # noqa: F401
 
@@ -73,7 +75,10 @@ def grading_run():
 
 
 def has_gpu():
-    """True when the active Keras backend sees a GPU."""
+    """True when the active Keras backend sees a GPU. Without a GPU device on the machine
+    (no NVIDIA or AMD device files) no backend is imported to ask."""
+    if not any(Path(device).exists() for device in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")):
+        return False
     from edgeconv import on_gpu
 
     return on_gpu()

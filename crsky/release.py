@@ -1,21 +1,24 @@
-"""Write crsky.course.COLAB_REQUIREMENT into the set-up cell of every solution notebook and
-regenerate the student notebooks, after a version change (from a checkout of the course):
+"""Release the student notebooks: write crsky.course.COLAB_REQUIREMENT into the set-up cell
+of every solution notebook, then regenerate every student notebook with nbgrader (after
+editing solutions/ or changing the package version; from a checkout of the course):
 
-    python -m crsky.release            # rewrite solutions/, regenerate notebooks/ with nbgrader
-    python -m crsky.release --check    # only say which notebooks differ (exit 1)
+    python -m crsky.release            # rewrite the set-up cells, regenerate notebooks/ with nbgrader
+    python -m crsky.release --check    # only say which set-up cells differ (exit 1)
 
 The requirement is one constant in crsky/course.py; the set-up cells must hold the same
 string because Colab runs them before the package exists (tests/test_colab.py checks it).
 """
 
 import argparse
+import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import nbformat
 
-from crsky.course import COLAB_REQUIREMENT, COURSE_ROOT as ROOT
+from crsky.course import ASSIGNMENTS, COLAB_REQUIREMENT, COURSE_ROOT as ROOT
 
 LINE = re.compile(r'^CRSKY = ".*"$', flags=re.M)
 
@@ -49,11 +52,14 @@ def main(argv=None):
         print(f"{'differs' if args.check else 'updated'}: {path.relative_to(ROOT)}")
     if args.check:
         return 1 if changed else 0
-    (ROOT / "grading" / "course").mkdir(exist_ok=True)  # the gradebook's folder (nbgrader fails without it)
-    for path in changed:
-        assignment = path.parent.name
-        subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"],
-                       cwd=ROOT / "grading", check=True)
+    with tempfile.TemporaryDirectory(prefix="crsky-release-") as folder:
+        # A throw-away gradebook; `alembic` (nbgrader's schema tool) from this Python's scripts.
+        env = dict(os.environ, PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+        for assignment in ASSIGNMENTS:
+            subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
+                            f"--CourseDirectory.db_url=sqlite:///{folder}/gradebook.db"],
+                           cwd=ROOT / "grading", check=True, env=env, capture_output=True)
+            print(f"released: notebooks/{assignment}/{assignment}.ipynb")
     return 0
 
 

@@ -3,10 +3,13 @@
 # again on the JAX backend and on the PyTorch backend (installed here if missing: the
 # CPU wheel on this project's package index, 192 MB; a plain PyPI may serve the much
 # larger CUDA build: CRSKY_TEST_TORCH=0 skips that leg). Extra arguments go to every
-# pytest run.
+# pytest run. The system programs the grading tests start (bubblewrap, a PostgreSQL
+# server) are installed first where they are missing (scripts/system_packages.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/system_packages.sh"
 cd "$ROOT"
+start=$SECONDS
 echo "==> tests on the TensorFlow backend"
 KERAS_BACKEND=tensorflow python -m pytest "$@"
 echo "==> Keras tests on the JAX backend"
@@ -21,3 +24,4 @@ if [ "${CRSKY_TEST_TORCH:-1}" = 1 ]; then
 else
     echo "==> Keras tests on the PyTorch backend: skipped (CRSKY_TEST_TORCH=0)"
 fi
+echo "==> the whole suite took $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"

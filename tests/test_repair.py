@@ -2,6 +2,7 @@
 ways editors and students damage them; then end to end with nbgrader on 02_kernel."""
 
 import copy
+import shutil
 
 import nbformat
 import pytest
@@ -248,28 +249,29 @@ def autograded(tmp_path_factory):
     from crsky.grading import pipeline
 
     work = tmp_path_factory.mktemp("repair-course")
-    env = pipeline.jupyter_env(work, None)
+    env = pipeline.nbgrader_env(work)
+    db_url = f"sqlite:///{work / 'gradebook.db'}"
     assignment = "02_kernel"
-    with open(work / "nbgrader.log", "w") as log:
-        run = pipeline.nbgrader(["generate_assignment", assignment, "--force"], work, env, 60, "python3", log)
-        assert run.returncode == 0, run.stderr[-2000:]
-        rel = nbformat.read(work / "release" / assignment / f"{assignment}.ipynb", as_version=4)
-        duplicated = answered(assignment)
-        i = index_of(duplicated, "kernel_nn")
-        copy_ = copy.deepcopy(duplicated.cells[i])
-        copy_.id += "-1"
-        duplicated.cells.insert(i + 1, copy_)
-        students = {
-            "stripped": stripped(answered(assignment)),
-            "stripped_repaired": repair(stripped(answered(assignment)), rel).notebook,
-            "duplicated": duplicated,
-            "duplicated_repaired": repair(duplicated, rel).notebook,
-        }
-        for student, nb in students.items():
-            folder = work / "submitted" / student / assignment
-            folder.mkdir(parents=True)
-            nbformat.write(nb, folder / f"{assignment}.ipynb")
-        pipeline.nbgrader(["autograde", assignment, "--force"], work, env, 60, "python3", log)
+    shutil.copytree(ROOT / "solutions" / assignment, work / "source" / assignment)
+    run = pipeline.nbgrader(["generate_assignment", assignment, "--force"], work, db_url, env, 300)
+    assert run.returncode == 0, run.stdout[-2000:]
+    rel = nbformat.read(work / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+    duplicated = answered(assignment)
+    i = index_of(duplicated, "kernel_nn")
+    copy_ = copy.deepcopy(duplicated.cells[i])
+    copy_.id += "-1"
+    duplicated.cells.insert(i + 1, copy_)
+    students = {
+        "stripped": stripped(answered(assignment)),
+        "stripped_repaired": repair(stripped(answered(assignment)), rel).notebook,
+        "duplicated": duplicated,
+        "duplicated_repaired": repair(duplicated, rel).notebook,
+    }
+    for student, nb in students.items():
+        folder = work / "submitted" / student / assignment
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{assignment}.ipynb")
+    pipeline.nbgrader(["autograde", assignment, "--force"], work, db_url, env, 600, 60, kernel="python3")
     scores = {}
     with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gradebook:
         for student in students:

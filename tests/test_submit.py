@@ -56,13 +56,14 @@ def test_training_notebook_zip_is_what_the_grader_collects(tmp_path):
         assert sorted(archive.namelist()) == ["03_training/03_training.ipynb", "03_training/dgcnn.keras"]
         assert archive.read("03_training/dgcnn.keras") == MODEL.read_bytes()
         nbformat.validate(nbformat.reads(archive.read("03_training/03_training.ipynb").decode(), as_version=4))
-    from crsky.grading import pipeline as grade
+    from crsky.course import ASSIGNMENTS
+    from crsky.grading.collect import collect
 
-    report = grade.Report()
-    students = grade.collect(tmp_path / "submissions", tmp_path / "course", report)
-    assert students == ["alice"] and report.errors == {}
-    submitted = tmp_path / "course" / "submitted" / "alice" / "03_training"
-    assert sorted(p.name for p in submitted.iterdir()) == ["03_training.ipynb", "dgcnn.keras"]
+    [submission] = collect(tmp_path / "submissions", tmp_path / "staging", ASSIGNMENTS)
+    assert submission.student == "alice" and submission.assignments == ["03_training"]
+    assert not any(submission.problems.values()), submission.problems
+    staged = submission.folder / "03_training"
+    assert sorted(p.name for p in staged.iterdir()) == ["03_training.ipynb", "dgcnn.keras"]
 
 
 def test_default_zip_is_named_after_the_assignment_beside_the_notebook(tmp_path, capsys):

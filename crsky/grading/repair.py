@@ -39,7 +39,9 @@ import re
 import nbformat
 
 CELL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
-UI_KEYS = ("deletable", "editable")  # written by nbgrader beside metadata.nbgrader
+# Restored beside metadata.nbgrader: nbgrader's UI flags, and the course's own key (which
+# test the grader scores outside the kernel: crsky.grading.pipeline.trusted_tests).
+UI_KEYS = ("deletable", "editable", "crsky")
 
 
 @dataclasses.dataclass

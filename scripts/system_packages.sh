@@ -1,0 +1,27 @@
+# Source this file: makes sure the system programs the grading tests start themselves are
+# installed: bubblewrap (the grading sandbox) and PostgreSQL's server programs (a real
+# gradebook server). Installs them with apt-get when missing and this is root (or sudo
+# works without a password); otherwise says what to install. Sets CRSKY_REQUIRE_SANDBOX=1
+# when bubblewrap is there, so that the sandbox tests fail, not skip, if it does not work.
+_crsky_missing=()
+command -v bwrap >/dev/null 2>&1 || _crsky_missing+=(bubblewrap)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 \
+    || _crsky_missing+=(postgresql)
+for _crsky_tool in setpriv prlimit unshare; do
+    command -v "$_crsky_tool" >/dev/null 2>&1 || _crsky_missing+=(util-linux)
+done
+if [ "${#_crsky_missing[@]}" -gt 0 ]; then
+    _crsky_apt=()
+    if [ "$(id -u)" = 0 ]; then _crsky_apt=(apt-get); elif sudo -n true 2>/dev/null; then _crsky_apt=(sudo -n apt-get); fi
+    if [ "${#_crsky_apt[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing ${_crsky_missing[*]} (the grading sandbox and a PostgreSQL server for the tests)"
+        DEBIAN_FRONTEND=noninteractive "${_crsky_apt[@]}" update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive "${_crsky_apt[@]}" install -y -qq --no-install-recommends \
+            "${_crsky_missing[@]}" >/dev/null
+    else
+        echo "warning: ${_crsky_missing[*]} missing and cannot be installed here (not root, no sudo, or no apt-get):" >&2
+        echo "         the grading tests that need them will be skipped or fail; install them and run again." >&2
+    fi
+fi
+if command -v bwrap >/dev/null 2>&1; then export CRSKY_REQUIRE_SANDBOX=1; fi
+unset _crsky_missing _crsky_apt _crsky_tool
