@@ -42,6 +42,21 @@ def fast_jit_compile():
     return True if keras.backend.backend() in ("tensorflow", "jax") else "auto"
 
 
+# The same model and arithmetic, less work per step on a CPU (docs/performance.md, "Training
+# on CPU"): the sky graph of each map computed once before training, and the kernels' first
+# Dense layer applied per point. crsky.main trains with them (fast_options()).
+FAST_OPTIONS = {"fixed_graph": True, "dense_per_point": True}
+
+
+def fast_options():
+    """The options of :func:`train_reference` that speed up this machine's training without
+    changing what is computed: :data:`FAST_OPTIONS` on a CPU; none on a GPU, where they are
+    not measured in ``fit`` yet (``python -m bench.gpu_check --device-data``)."""
+    from edgeconv import on_gpu
+
+    return {} if on_gpu() else dict(FAST_OPTIONS)
+
+
 def train_reference(x_train, y_train, x_val=None, y_val=None, epochs=10, batch_size=64, learning_rate=3e-3,
                     bn_momentum=0.9, verbose=1, callbacks=(), steps_per_execution=1, fixed_graph=False,
                     warmup_steps=0, device_data=False, scan_steps=1, **model_options):
@@ -63,39 +78,82 @@ def train_reference(x_train, y_train, x_val=None, y_val=None, epochs=10, batch_s
     and evaluate it as usual; ``history.model`` is the model that was fitted); the
     history also holds ``seconds_per_epoch``.
     """
-    model = build_reference_model(num_points=x_train.shape[1], bn_momentum=bn_momentum, **model_options)
-    steps = epochs * int(np.ceil(len(x_train) / batch_size))
-    validate = x_val is not None and len(x_val) > 0
-    start = time.perf_counter()
-    train_inputs = model_inputs(x_train)
-    val_inputs = model_inputs(x_val) if validate else None
-    trainer = model
-    if fixed_graph:
-        from edgeconv import with_graph_inputs
+    training = ReferenceTraining(x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
+                                 learning_rate=learning_rate, bn_momentum=bn_momentum,
+                                 steps_per_execution=steps_per_execution, fixed_graph=fixed_graph,
+                                 warmup_steps=warmup_steps, device_data=device_data, scan_steps=scan_steps,
+                                 **model_options)
+    history = training.fit(verbose=verbose, callbacks=callbacks)
+    return training.model, history
 
-        trainer, add_graphs = with_graph_inputs(model)
-        train_inputs = add_graphs(train_inputs)
-        val_inputs = add_graphs(val_inputs) if validate else None
-    graph_seconds = time.perf_counter() - start
-    if scan_steps > 1 and not device_data:
-        raise ValueError("scan_steps > 1 needs device_data=True (batches stacked by DeviceBatches).")
-    compile_stable(trainer, steps, learning_rate, jit_compile=fast_jit_compile(),
-                   steps_per_execution=steps_per_execution, warmup_steps=warmup_steps)
-    validation = (val_inputs, keras.utils.to_categorical(y_val, 2)) if validate else None
-    labels = keras.utils.to_categorical(y_train, 2)
-    if device_data:
-        batches = DeviceBatches(train_inputs, labels, batch_size, seed=int(np.random.randint(2**31)),
-                                steps_per_call=scan_steps)
-        if scan_steps > 1:
-            scan_train_steps(trainer)
-        history = trainer.fit(batches, validation_data=validation, epochs=epochs, verbose=verbose, shuffle=False,
-                              callbacks=list(callbacks))  # DeviceBatches shuffles
-    else:
-        history = trainer.fit(train_inputs, labels, validation_data=validation, batch_size=batch_size, epochs=epochs,
-                              verbose=verbose, callbacks=list(callbacks))
-    history.history["seconds_per_epoch"] = (time.perf_counter() - start) / epochs
-    history.history["graph_seconds"] = graph_seconds
-    return model, history
+
+class ReferenceTraining:
+    """One training of :func:`train_reference`, set up (model built, graph computed,
+    compiled) and then run in one or several parts: ``fit()`` runs the remaining epochs,
+    ``fit(until=e)`` those up to epoch ``e``; the learning-rate schedule spans all
+    ``epochs`` either way. Benchmarks use the parts to take turns between trainings.
+
+    Attributes: ``model`` (takes ``[points, features]``), ``trainer`` (the model that is
+    fitted), ``epoch`` (epochs done), ``seconds`` (wall time so far, set-up included),
+    ``history`` (one History over all parts, or None before the first).
+    """
+
+    def __init__(self, x_train, y_train, x_val=None, y_val=None, epochs=10, batch_size=64, learning_rate=3e-3,
+                 bn_momentum=0.9, steps_per_execution=1, fixed_graph=False, warmup_steps=0, device_data=False,
+                 scan_steps=1, **model_options):
+        if scan_steps > 1 and not device_data:
+            raise ValueError("scan_steps > 1 needs device_data=True (batches stacked by DeviceBatches).")
+        start = time.perf_counter()
+        self.model = build_reference_model(num_points=x_train.shape[1], bn_momentum=bn_momentum, **model_options)
+        self.epochs, self.batch_size, self.epoch, self.history = epochs, batch_size, 0, None
+        steps = epochs * int(np.ceil(len(x_train) / batch_size))
+        validate = x_val is not None and len(x_val) > 0
+        graph_start = time.perf_counter()
+        train_inputs = model_inputs(x_train)
+        val_inputs = model_inputs(x_val) if validate else None
+        self.trainer = self.model
+        if fixed_graph:
+            from edgeconv import with_graph_inputs
+
+            self.trainer, add_graphs = with_graph_inputs(self.model)
+            train_inputs = add_graphs(train_inputs)
+            val_inputs = add_graphs(val_inputs) if validate else None
+        self.graph_seconds = time.perf_counter() - graph_start
+        compile_stable(self.trainer, steps, learning_rate, jit_compile=fast_jit_compile(),
+                       steps_per_execution=steps_per_execution, warmup_steps=warmup_steps)
+        self._validation = (val_inputs, keras.utils.to_categorical(y_val, 2)) if validate else None
+        labels = keras.utils.to_categorical(y_train, 2)
+        if device_data:
+            self._data = {"x": DeviceBatches(train_inputs, labels, batch_size, seed=int(np.random.randint(2**31)),
+                                             steps_per_call=scan_steps),
+                          "shuffle": False}  # DeviceBatches shuffles
+            if scan_steps > 1:
+                scan_train_steps(self.trainer)
+        else:
+            self._data = {"x": train_inputs, "y": labels, "batch_size": batch_size}
+        self.seconds = time.perf_counter() - start
+
+    def fit(self, until=None, verbose=1, callbacks=()):
+        """Train up to epoch ``until`` (default: all); returns the History of every part so far,
+        which also holds ``seconds_per_epoch`` (the wall time so far over the epochs done) and
+        ``graph_seconds``."""
+        until = self.epochs if until is None else min(int(until), self.epochs)
+        if until > self.epoch:
+            start = time.perf_counter()
+            part = self.trainer.fit(**self._data, validation_data=self._validation, epochs=until,
+                                    initial_epoch=self.epoch, verbose=verbose, callbacks=list(callbacks))
+            self.seconds += time.perf_counter() - start
+            self.epoch = until
+            if self.history is None:
+                self.history = part
+            else:
+                for key, values in part.history.items():
+                    self.history.history.setdefault(key, []).extend(values)
+                self.history.epoch.extend(part.epoch)
+        if self.history is not None:
+            self.history.history["seconds_per_epoch"] = self.seconds / max(self.epoch, 1)
+            self.history.history["graph_seconds"] = self.graph_seconds
+        return self.history
 
 
 class DeviceBatches(keras.utils.PyDataset):

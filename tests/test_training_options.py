@@ -114,3 +114,19 @@ def test_scanned_steps_train_as_single_steps():
     for a, b in zip(scanned.get_weights(), single.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(h2.history["loss"], h1.history["loss"], rtol=1e-5)
+
+
+
+def test_reference_training_in_parts_keeps_one_schedule_and_one_history():
+    from crsky.training import ReferenceTraining
+
+    x, y = sky(20)
+    training = ReferenceTraining(x[:16], y[:16], x[16:], y[16:], epochs=3, batch_size=8, fixed_graph=True)
+    assert training.epoch == 0 and training.history is None
+    training.fit(until=1, verbose=0)
+    history = training.fit(verbose=0)
+    assert training.epoch == 3 and history.epoch == [0, 1, 2] and len(history.history["val_accuracy"]) == 3
+    assert int(training.trainer.optimizer.iterations) == 6
+    assert training.trainer.optimizer._learning_rate.decay_steps == 6  # the cosine spans all 3 epochs
+    assert history.history["seconds_per_epoch"] == pytest.approx(training.seconds / 3)
+    assert training.fit(verbose=0) is history and training.epoch == 3
