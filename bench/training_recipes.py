@@ -12,14 +12,20 @@
                   the graph's own time reported apart
    dpp            the kernels' first Dense per point (dense_per_point)
    fixed+dpp      both
+   b16            today's model at batch 16
+   dpp b16        the first Dense per point, batch 16
    new            both, batch 16: the new CPU recipe's step
 
 2. Time to accuracy: today's recipe and the new one trained from the same seed on the same
    maps (a fixed small data set; ``--size cpu``: the notebooks' CPU size, about 12 minutes),
    each timed as crsky.main times training (build, graph, fit with validation), then tested:
 
-   today          batch 32, 5 epochs, cosine from 3e-3: the notebooks' CPU size today
-   new            batch 16, 3 epochs, cosine from 3e-3, sky graph once per map, first Dense per point
+   today          batch 32, 5 epochs, cosine from 3e-3: the CPU size before (notebook 3, crsky.main)
+   new            batch 16, 3 epochs, cosine from 3e-3: the CPU size now, as notebook 3 trains it
+   new+           the same, the sky graph once per map and the first Dense per point, as
+                  crsky.main trains it (crsky.training.FAST_OPTIONS)
+
+   The trainings take turns epoch by epoch (the one least far along goes next).
 
     python -m bench.training_recipes                    # both parts, about 6 minutes on 2 cores
     python -m bench.training_recipes --skip-accuracy    # the levers only
@@ -48,14 +54,19 @@ LEVERS = {
     "fixed graph": ({}, True, 32, True),
     "dpp": ({"dense_per_point": True}, False, 32, True),
     "fixed+dpp": ({"dense_per_point": True}, True, 32, True),
+    "b16": ({}, False, 16, True),
+    "dpp b16": ({"dense_per_point": True}, False, 16, True),
     "new": ({"dense_per_point": True}, True, 16, True),
 }
 
-# name: train_reference options. The new CPU recipe is crsky.experiment.SIZES["cpu"] with
-# crsky.training.FAST_OPTIONS; "today" is the recipe it replaced.
+# name: train_reference options. "today" is the CPU recipe that crsky.experiment.SIZES["cpu"]
+# replaced; "new" is SIZES["cpu"] now, as notebook 3 trains it (its own model, plain fit);
+# "new+" the same recipe as crsky.main trains it (crsky.training.FAST_OPTIONS: the sky graph
+# once per map and the first Dense per point, the same arithmetic).
 RECIPES = {
     "today": {"batch_size": 32, "epochs": 5, "learning_rate": 3e-3},
-    "new": {"batch_size": 16, "epochs": 3, "learning_rate": 3e-3, "fixed_graph": True, "dense_per_point": True},
+    "new": {"batch_size": 16, "epochs": 3, "learning_rate": 3e-3},
+    "new+": {"batch_size": 16, "epochs": 3, "learning_rate": 3e-3, "fixed_graph": True, "dense_per_point": True},
 }
 
 
@@ -107,23 +118,39 @@ def levers(x_train, y_train, rounds, warmup_maps):
     return table, {"graph_ms_per_map": graph_ms, "graph_keras_ms_per_map": graph_keras_ms}
 
 
-def time_to_accuracy(split, seed):
-    """Each recipe of RECIPES trained from ``seed``: training seconds (wall, process CPU), test accuracy."""
-    from crsky.training import evaluate, train_reference
+def time_to_accuracy(split, seed, recipes=None):
+    """Each recipe of ``recipes`` (default RECIPES) trained from ``seed``, the trainings taking
+    turns epoch by epoch (the one least far along goes next), so that a busy machine slows them
+    alike. Returns per recipe: training seconds (wall, process CPU; set-up, graph and validation
+    included), test accuracy and AUC, validation accuracy per epoch."""
+    from crsky.training import ReferenceTraining, evaluate
 
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = split
-    out = {}
-    for name, recipe in RECIPES.items():
+    recipes = RECIPES if recipes is None else recipes
+    runs, clocks = {}, {}
+    for name, recipe in recipes.items():
         keras.utils.set_random_seed(seed)
-        wall, cpu = time.perf_counter(), time.process_time()
-        model, history = train_reference(x_train, y_train, x_val, y_val, verbose=0, **recipe)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        accuracy, auc, _ = evaluate(model, x_test, y_test)
-        out[name] = {"train_s": wall, "train_cpu_s": cpu, "graph_s": history.history["graph_seconds"],
+        cpu = time.process_time()
+        runs[name] = ReferenceTraining(x_train, y_train, x_val, y_val, **recipe)
+        clocks[name] = time.process_time() - cpu
+    while True:
+        pending = [name for name, run in runs.items() if run.epoch < run.epochs]
+        if not pending:
+            break
+        name = min(pending, key=lambda n: ((runs[n].epoch + 1) / runs[n].epochs, list(runs).index(n)))
+        cpu = time.process_time()
+        runs[name].fit(until=runs[name].epoch + 1, verbose=0)
+        clocks[name] += time.process_time() - cpu
+        print(f"    {name:6s} epoch {runs[name].epoch}/{runs[name].epochs}: {runs[name].seconds:7.1f} s so far, "
+              f"validation accuracy {runs[name].history.history['val_accuracy'][-1]:.4f}", flush=True)
+    out = {}
+    for name, run in runs.items():
+        accuracy, auc, _ = evaluate(run.model, x_test, y_test)
+        out[name] = {"train_s": run.seconds, "train_cpu_s": clocks[name], "graph_s": run.graph_seconds,
                      "test_accuracy": accuracy, "test_auc": auc,
-                     "val_accuracy": [round(v, 4) for v in history.history["val_accuracy"]], **recipe}
-        print(f"  {name:6s} {wall:7.1f} s (CPU {cpu:7.1f} s; graph {out[name]['graph_s']:.1f} s)   test accuracy "
-              f"{accuracy:.4f}, AUC {auc:.4f}   validation {out[name]['val_accuracy']}", flush=True)
+                     "val_accuracy": [round(v, 4) for v in run.history.history["val_accuracy"]], **recipes[name]}
+        print(f"  {name:6s} {run.seconds:7.1f} s (CPU {clocks[name]:7.1f} s; graph {run.graph_seconds:.1f} s)   "
+              f"test accuracy {accuracy:.4f}, AUC {auc:.4f}   validation {out[name]['val_accuracy']}", flush=True)
     return out
 
 
@@ -164,10 +191,12 @@ def main():
               f"seed {args.seed}", flush=True)
         result = time_to_accuracy(split, args.seed)
         report["recipes"] = result
-        today, new = result["today"], result["new"]
-        print(f"  new / today: training time {new['train_s'] / today['train_s']:.2f}x "
-              f"(CPU {new['train_cpu_s'] / today['train_cpu_s']:.2f}x), test accuracy "
-              f"{new['test_accuracy']:.4f} vs {today['test_accuracy']:.4f}")
+        today = result["today"]
+        for name, new in result.items():
+            if name != "today":
+                print(f"  {name} / today: training time {new['train_s'] / today['train_s']:.2f}x "
+                      f"(CPU {new['train_cpu_s'] / today['train_cpu_s']:.2f}x), test accuracy "
+                      f"{new['test_accuracy']:.4f} vs {today['test_accuracy']:.4f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
