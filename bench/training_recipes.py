@@ -1,4 +1,4 @@
-"""Benchmark: notebook 3's CPU training recipe today against the faster one, as ratios of the same run.
+"""Benchmark: notebook 3's CPU training recipe today against faster candidates, as ratios of the same run.
 
 1. Speed of each lever (``fit``, one epoch of the same small training set per round, after a
    warm-up epoch; the configurations take turns, round after round, so that a busy machine
@@ -14,22 +14,22 @@
    fixed+dpp      both
    b16            today's model at batch 16
    dpp b16        the first Dense per point, batch 16
-   new            both, batch 16: the new CPU recipe's step
+   new            both, batch 16: the candidate's step as crsky.main would train it
 
-2. Time to accuracy: today's recipe and the new one trained from the same seed on the same
-   maps (a fixed small data set; ``--size cpu``: the notebooks' CPU size, about 12 minutes),
+2. Time to accuracy: today's recipe and the candidates trained from the same seed on the same
+   maps (a fixed small data set; ``--size cpu``: the notebooks' CPU size, 40 minutes on a busy 2-core machine),
    each timed as crsky.main times training (build, graph, fit with validation), then tested:
 
-   today          batch 32, 5 epochs, cosine from 3e-3: the CPU size before (notebook 3, crsky.main)
-   new            batch 16, 3 epochs, cosine from 3e-3: the CPU size now, as notebook 3 trains it
+   today          batch 32, 5 epochs, cosine from 3e-3: the notebooks' CPU size (notebook 3, crsky.main)
+   new            batch 16, 3 epochs, cosine from 3e-3: a candidate, as notebook 3 would train it
    new+           the same, the sky graph once per map and the first Dense per point, as
-                  crsky.main trains it (crsky.training.FAST_OPTIONS)
+                  crsky.main would train it (crsky.training.FAST_OPTIONS)
 
    The trainings take turns epoch by epoch (the one least far along goes next).
 
     python -m bench.training_recipes                    # both parts, about 6 minutes on 2 cores
     python -m bench.training_recipes --skip-accuracy    # the levers only
-    python -m bench.training_recipes --size cpu --skip-levers   # the end-to-end comparison
+    python -m bench.training_recipes --size cpu --skip-levers   # the end-to-end comparison (45 min on a busy machine)
 
 Run it with nothing else of yours running. The training recipes themselves: crsky.training.
 """
@@ -59,10 +59,10 @@ LEVERS = {
     "new": ({"dense_per_point": True}, True, 16, True),
 }
 
-# name: train_reference options. "today" is the CPU recipe that crsky.experiment.SIZES["cpu"]
-# replaced; "new" is SIZES["cpu"] now, as notebook 3 trains it (its own model, plain fit);
-# "new+" the same recipe as crsky.main trains it (crsky.training.FAST_OPTIONS: the sky graph
-# once per map and the first Dense per point, the same arithmetic).
+# name: train_reference options. "today" is crsky.experiment.SIZES["cpu"] as notebook 3 trains
+# it; "new" a candidate recipe as notebook 3 would train it (its own model, plain fit); "new+"
+# the same candidate as crsky.main trains (crsky.training.FAST_OPTIONS: the sky graph once per
+# map and the first Dense per point, the same arithmetic).
 RECIPES = {
     "today": {"batch_size": 32, "epochs": 5, "learning_rate": 3e-3},
     "new": {"batch_size": 16, "epochs": 3, "learning_rate": 3e-3},
