@@ -8,6 +8,8 @@ Run each from the repository root as a module, e.g. ``python -m bench.all``:
     bench.grading_spread  honest models from several seeds under the grading rule (the margin's basis)
     bench.notebooks       each solution notebook executed and timed at a size
     bench.knn_methods     ways to find the k nearest neighbours, alone and in training
+    bench.training_recipes  notebook 3's CPU recipe against the faster one: levers and time to accuracy
+    bench.recipe_grid     test accuracy of training recipes (batch, epochs, rate) over seeds
     bench.calibrate       the reference DGCNN against the classical baseline, per preset
     bench.calibrate_gpu   candidate settings: the DGCNN (energies as they are and permuted) against
                           every classical baseline on the same test maps (GPU size by default)

@@ -1,9 +1,12 @@
 """All the benchmarks in one run: training speed per Keras backend with the naive layer's
-ratio (bench_training.py), simulator throughput (simulator.py) and grading seconds per
-submission (grading.py), each in its own process, then their headline lines together.
+ratio (bench_training.py), the CPU training recipe against the one it replaced, trained
+from the same seed on the same maps in the same run (training_recipes.py: training time
+and test accuracy of both, as ratios), simulator throughput (simulator.py) and grading
+seconds per submission (grading.py), each in its own process, then their headline lines
+together.
 
-    python -m bench.all             # CPU here: about 10 minutes
-    python -m bench.all --quick     # fewer steps, maps and students: about 4 minutes
+    python -m bench.all             # CPU here: about 15 minutes
+    python -m bench.all --quick     # fewer steps, maps and students: about 6 minutes
 
 bench/gpu_check.sh is the GPU counterpart, for a machine without TensorFlow or nbgrader.
 """
@@ -28,6 +31,7 @@ def main():
     naive = "naive-tensorflow+xla" if "tensorflow" in configs else "naive-jax"
     runs = [
         ("training", ["bench_training", "--steps", "10" if args.quick else "30", "--configs", *configs, naive]),
+        ("training recipes", ["training_recipes", "--skip-levers", "--n-maps", "2500" if args.quick else "6000"]),
         ("simulator", ["simulator", "--n-maps", "10000" if args.quick else "50000"]),
     ]
     if importlib.util.find_spec("nbgrader"):
@@ -48,7 +52,7 @@ def main():
     for name, status, seconds, lines in summary:
         print(f"{name}: {status}, {seconds:.0f} s")
         for line in lines:
-            if any(word in line for word in ("ms/step", "maps/s", "per notebook")) or line.strip().endswith("x"):
+            if any(word in line for word in ("ms/step", "maps/s", "per notebook", " / today:")) or line.strip().endswith("x"):
                 print(f"    {line.strip()}")
     sys.exit(0 if all(status == "ok" for _, status, _, _ in summary) else 1)
 

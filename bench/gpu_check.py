@@ -7,6 +7,14 @@ and train a plain PyTorch dense DGCNN of the same architecture (the peer) in the
     KERAS_BACKEND=jax python -m bench.gpu_check --n-maps 1500 --epochs 1 --peer-epochs 1 --floor-steps 4
                                                                      # CPU smoke test
 
+``--device-data`` adds ``fit`` fed from the training set held on the GPU
+(``crsky.training.DeviceBatches``), with the notebooks' model and with the sky graph
+computed once per map and the first Dense per point (``fixed_graph``, ``dense_per_point``),
+each next to its own ``lax.scan`` floor and Keras' plain ``fit`` of the same run. Alone it
+takes about 2 minutes on an H200 (40,000 training maps, 3 epochs per run):
+
+    KERAS_BACKEND=jax python -m bench.gpu_check --device-data --variants b64 --epochs 3 --no-peer
+
 bench/gpu_check.sh runs it on a GPU machine with the Keras wheels at hand (.whl/). Each
 part is timed on its own; a part that fails is reported and the others go on. A summary table
 comes last, and ``--json`` writes every figure to a file.
@@ -34,6 +42,17 @@ VARIANTS = {
     "b256 spe10": (256, 10, "float32", 6e-3),
 }
 
+# fit fed from the device (--device-data), batch 64 as "b64": name -> train_reference options.
+# "+graph": the sky graph computed once per map (fixed_graph); "+dpp": the kernels' first Dense
+# per point (dense_per_point); "scan25": 25 training steps per call (scan_steps).
+DEVICE_VARIANTS = {
+    "b64 device data": {"device_data": True},
+    "b64 device data +graph +dpp": {"device_data": True, "fixed_graph": True, "dense_per_point": True},
+    "b64 device data scan25": {"device_data": True, "scan_steps": 25},
+    "b64 device data scan25 +graph +dpp": {"device_data": True, "scan_steps": 25, "fixed_graph": True,
+                                           "dense_per_point": True},
+}
+
 
 class EpochTimer(keras.callbacks.Callback):
     """Records the wall time of each epoch (s)."""
@@ -59,16 +78,31 @@ def train_variant(x_train, y_train, x_test, y_test, epochs, batch_size, steps_pe
     try:
         keras.utils.set_random_seed(1)
         timer = EpochTimer()
-        model, _ = train_reference(x_train, y_train, epochs=epochs, batch_size=batch_size,
-                                   learning_rate=learning_rate, verbose=2, callbacks=[timer],
-                                   steps_per_execution=steps_per_execution, **model_options)
+        model, history = train_reference(x_train, y_train, epochs=epochs, batch_size=batch_size,
+                                         learning_rate=learning_rate, verbose=2, callbacks=[timer],
+                                         steps_per_execution=steps_per_execution, **model_options)
         accuracy, auc, _ = evaluate(model, x_test, y_test)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     rest = timer.times[1:] or timer.times
-    return {"s_per_epoch_first": timer.times[0], "s_per_epoch": float(np.median(rest)),
-            "steps_per_epoch": int(np.ceil(len(x_train) / batch_size)), "test_accuracy": accuracy,
-            "test_auc": auc, "model": model}
+    result = {"s_per_epoch_first": timer.times[0], "s_per_epoch": float(np.median(rest)),
+              "steps_per_epoch": int(np.ceil(len(x_train) / batch_size)), "test_accuracy": accuracy,
+              "test_auc": auc, "model": history.model}
+    if "graph_seconds" in history.history and model_options.get("fixed_graph"):
+        result["graph_s"] = history.history["graph_seconds"]
+    return result
+
+
+def floor_inputs(model, x_train, n):
+    """The first ``n`` training maps as ``model`` takes them: ``[points, features]``, and the
+    sky graph where the model reads it from an input (edgeconv.with_graph_inputs)."""
+    from crsky.models import model_inputs
+    from edgeconv import neighbor_indices
+
+    inputs = model_inputs(x_train[:n])
+    for tensor in model.inputs[2:]:  # "points_graph_<k>"
+        inputs.append(neighbor_indices(inputs[0], int(tensor.shape[-1])))
+    return inputs
 
 
 def device_floor(model, x_train, y_train, batch_size, steps):
@@ -85,10 +119,10 @@ def device_floor(model, x_train, y_train, batch_size, steps):
 
     def step(state, batch):
         trainable, non_trainable, optimizer_state = state
-        points, features, labels = batch
+        *inputs, labels = batch
 
         def loss_fn(trainable):
-            predictions, updated = model.stateless_call(trainable, non_trainable, [points, features], training=True)
+            predictions, updated = model.stateless_call(trainable, non_trainable, list(inputs), training=True)
             return loss_object(labels, predictions), updated
 
         (loss, non_trainable), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
@@ -102,7 +136,7 @@ def device_floor(model, x_train, y_train, batch_size, steps):
     n = steps * batch_size
     labels = keras.utils.to_categorical(y_train[:n], 2).astype("float32")
     data = tuple(jax.device_put(a.reshape(steps, batch_size, *a.shape[1:]))
-                 for a in (x_train[:n, :, :3], np.concatenate([x_train[:n, :, 3:], x_train[:n, :, :3]], -1), labels))
+                 for a in (*floor_inputs(model, x_train, n), labels))
     results = {}
 
     one_step = jax.jit(step)
@@ -128,9 +162,9 @@ def device_floor(model, x_train, y_train, batch_size, steps):
         raise ValueError("the scanned training produced non-finite losses")
 
     trainable, non_trainable, _ = state()
-    forward = jax.jit(lambda p, f: model.stateless_call(trainable, non_trainable, [p, f], training=False)[0])
+    forward = jax.jit(lambda *x: model.stateless_call(trainable, non_trainable, list(x), training=False)[0])
     knn = jax.jit(lambda p: knn_indices(p, 8))
-    for name, fn in (("forward pass", lambda i: forward(*batches[i][:2])),
+    for name, fn in (("forward pass", lambda i: forward(*batches[i][:-1])),
                      ("kNN of one layer", lambda i: knn(batches[i][0]))):
         jax.block_until_ready(fn(0))
         start = time.perf_counter()
@@ -232,6 +266,9 @@ def main():
     parser.add_argument("--peer-epochs", type=int, default=4)
     parser.add_argument("--no-compile", action="store_true", help="run the PyTorch peer eagerly only")
     parser.add_argument("--no-peer", action="store_true", help="skip the PyTorch peer")
+    parser.add_argument("--device-data", action="store_true",
+                        help="also fit from the training set held on the device (DeviceBatches), with the "
+                             "notebooks' model and with the fast options, each with its lax.scan floor")
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args()
 
@@ -289,6 +326,16 @@ def main():
     if args.floor_steps and keras.backend.backend() == "jax" and "model" in reference:
         part("device floor, batch 64", lambda: device_floor(reference["model"], x_train, y_train, 64, args.floor_steps))
 
+    # 2b. fit fed from the device, then the floor of the fast model (the reference's is above).
+    if args.device_data:
+        for name, options in DEVICE_VARIANTS.items():
+            runs[name] = part(f"recipe {name}", lambda: train_variant(x_train, y_train, x_test, y_test, args.epochs,
+                                                                      64, 1, "float32", 3e-3, **options))
+        fast = runs["b64 device data +graph +dpp"]
+        if args.floor_steps and keras.backend.backend() == "jax" and "model" in fast:
+            part("device floor, batch 64 +graph +dpp",
+                 lambda: device_floor(fast["model"], x_train, y_train, 64, args.floor_steps))
+
     # 3. The PyTorch peer.
     for compile_model in ([] if args.no_peer else [False] if args.no_compile else [False, True]):
         part(f"pytorch peer ({'torch.compile' if compile_model else 'eager'})", lambda: torch_peer(
@@ -296,19 +343,24 @@ def main():
 
     print(f"\n== summary ({report['devices']}; keras {report['keras']}; {len(x_train)} training maps, "
           f"{args.epochs} epochs)")
-    print(f"{'run':52s} {'s/epoch':>8s} {'ms/step':>8s} {'1st epoch':>9s} {'test acc':>8s} {'AUC':>6s}")
+    print(f"{'run':50s} {'s/epoch':>8s} {'ms/step':>8s} {'1st epoch':>9s} {'test acc':>8s} {'AUC':>6s}")
     for name, r in report.items():
         if not isinstance(r, dict) or "s_per_epoch" not in r:
             if isinstance(r, dict) and "error" in r:
-                print(f"{name:52s} FAILED: {r['error'][:60]}")
+                print(f"{name:50s} FAILED: {r['error'][:60]}")
             continue
         steps = r.get("steps_per_epoch", int(np.ceil(len(x_train) / 64)))
-        print(f"{name:52s} {r['s_per_epoch']:8.2f} {1000 * r['s_per_epoch'] / steps:8.2f} "
+        print(f"{name:50s} {r['s_per_epoch']:8.2f} {1000 * r['s_per_epoch'] / steps:8.2f} "
               f"{r['s_per_epoch_first']:9.1f} {r['test_accuracy']:8.4f} {r.get('test_auc', float('nan')):6.3f}")
-    floor = report.get("device floor, batch 64", {})
-    for name, ms in floor.items():
-        if name not in ("wall_s", "error"):
-            print(f"  floor: {name:40s} {ms:8.3f} ms/call")
+    for floor_name in ("device floor, batch 64", "device floor, batch 64 +graph +dpp"):
+        floor = report.get(floor_name, {})
+        if floor:
+            print(f"  {floor_name}:")
+        for name, ms in floor.items():
+            if name not in ("wall_s", "error"):
+                extra = (f"   ({ms * len(x_train) / 64 / 1000:.2f} s/epoch of {len(x_train)} maps)"
+                         if name == "lax.scan over the steps" else "")
+                print(f"    {name:40s} {ms:8.3f} ms/call{extra}")
 
 
 if __name__ == "__main__":

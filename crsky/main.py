@@ -40,7 +40,7 @@ def main(argv=None):
     from crsky import plots
     from crsky.baseline import BASELINE_LABELS, evaluate_baselines
     from crsky.dataset import load_sky_maps
-    from crsky.training import evaluate, permute_energies, train_reference
+    from crsky.training import evaluate, fast_options, permute_energies, train_reference
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
     model, history = train_reference(x_train, y_train, x_val, y_val, epochs=args.epochs, batch_size=args.batch_size,
-                                     verbose=2)
+                                     verbose=2, **fast_options())
     train_seconds = time.perf_counter() - start
     model.save(out / "dgcnn.keras")
     plots.training_curves(history).savefig(out / "training.png", dpi=120)

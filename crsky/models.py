@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from edgeconv import EdgeConv
+from edgeconv import EdgeConv, NeighborIndices
 
 NUM_POINTS = 500
 # 40 EeV / E over the Auger 2020 spectrum above 10^19.6 eV: mean and standard deviation
@@ -84,7 +84,7 @@ def kernel_nn(data, nodes=16, bn_momentum=0.99):
 
 def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_momentum=0.99, agg_func="mean",
                           energy_scaling=True, energy_deflection_deg_eev=320.0, layer_class=EdgeConv,
-                          **layer_options):
+                          sky_graph="per_layer", **layer_options):
     """The textbook's DGCNN: two EdgeConvs on the fixed sky graph, one dynamic.
 
     Inputs are ``[points (batch, P, 3), features (batch, P, 4)]``, the features being
@@ -108,9 +108,15 @@ def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_mome
     features = feats_input
     if energy_scaling:
         features = EnergyScaling(energy_deflection_deg_eev, name="energy_scaling")(feats_input)
-    x = edgeconv(nodes[0])([points_input, features])
+    if sky_graph == "shared":
+        graph = NeighborIndices(k, knn_method=layer_options.get("knn_method", "auto"), name="sky_graph")(points_input)
+    elif sky_graph == "per_layer":
+        graph = points_input
+    else:
+        raise ValueError(f"sky_graph must be 'per_layer' or 'shared', got {sky_graph!r}.")
+    x = edgeconv(nodes[0])([graph, features])
     x = layers.Activation("relu")(x)
-    x = edgeconv(nodes[1])([points_input, x])
+    x = edgeconv(nodes[1])([graph, x])
     x = layers.Activation("relu")(x)
     x = edgeconv(nodes[2])([x, x])  # dynamic graph
     x = layers.Activation("relu")(x)

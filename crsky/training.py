@@ -17,9 +17,15 @@ from sklearn.metrics import roc_auc_score
 from crsky.models import build_reference_model, model_inputs
 
 
-def compile_stable(model, steps, learning_rate=3e-3, weight_decay=1e-4, jit_compile="auto", steps_per_execution=1):
-    """Compile with Adam and a cosine-decaying learning rate over ``steps`` training steps."""
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
+def compile_stable(model, steps, learning_rate=3e-3, weight_decay=1e-4, jit_compile="auto", steps_per_execution=1,
+                   warmup_steps=0):
+    """Compile with Adam and a cosine-decaying learning rate over ``steps`` training steps
+    (after ``warmup_steps`` of a linear rise from zero, if any)."""
+    if warmup_steps:
+        schedule = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=max(1, steps - warmup_steps),
+                                                          warmup_target=learning_rate, warmup_steps=warmup_steps)
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
     model.compile(
         loss="binary_crossentropy",
         optimizer=keras.optimizers.Adam(schedule, weight_decay=weight_decay),
@@ -36,26 +42,241 @@ def fast_jit_compile():
     return True if keras.backend.backend() in ("tensorflow", "jax") else "auto"
 
 
+# The same model and arithmetic, less work per step on a CPU (docs/performance.md, "Training
+# on CPU"): the sky graph of each map computed once before training, and the kernels' first
+# Dense layer applied per point. crsky.main trains with them (fast_options()).
+FAST_OPTIONS = {"fixed_graph": True, "dense_per_point": True}
+
+
+def fast_options():
+    """The options of :func:`train_reference` that speed up this machine's training without
+    changing what is computed: :data:`FAST_OPTIONS` on a CPU; none on a GPU, where they are
+    not measured in ``fit`` yet (``python -m bench.gpu_check --device-data``)."""
+    from edgeconv import on_gpu
+
+    return {} if on_gpu() else dict(FAST_OPTIONS)
+
+
 def train_reference(x_train, y_train, x_val=None, y_val=None, epochs=10, batch_size=64, learning_rate=3e-3,
-                    bn_momentum=0.9, verbose=1, callbacks=(), steps_per_execution=1, **model_options):
+                    bn_momentum=0.9, verbose=1, callbacks=(), steps_per_execution=1, fixed_graph=False,
+                    warmup_steps=0, device_data=False, scan_steps=1, **model_options):
     """Build and train the reference DGCNN on maps ``(n, 500, 4)`` with integer labels,
     validating on ``x_val, y_val`` when given (and not empty). ``model_options`` go to
-    :func:`crsky.models.build_reference_model` (e.g. ``energy_scaling``, ``layer_class``, ``knn_method``).
+    :func:`crsky.models.build_reference_model` (e.g. ``energy_scaling``, ``layer_class``, ``knn_method``,
+    ``dense_per_point``).
 
-    Returns ``(model, history)``; the history also holds ``seconds_per_epoch``.
+    ``fixed_graph=True`` computes the sky graph of every map once, before training
+    (:func:`edgeconv.with_graph_inputs`), instead of at every step: the same model and
+    the same results, trained through a model that reads the graph from an input. The
+    time to compute it is part of ``seconds_per_epoch`` and is also reported as
+    ``history.history["graph_seconds"]``. ``warmup_steps``: a linear rise of the learning
+    rate before the cosine (:func:`compile_stable`). ``device_data=True`` feeds ``fit``
+    from the training set held on the accelerator (:class:`DeviceBatches`), and there
+    ``scan_steps=N > 1`` (JAX) runs ``N`` training steps per call (:func:`scan_train_steps`).
+
+    Returns ``(model, history)``: ``model`` takes ``[points, features]`` either way (save
+    and evaluate it as usual; ``history.model`` is the model that was fitted); the
+    history also holds ``seconds_per_epoch``.
     """
-    model = build_reference_model(num_points=x_train.shape[1], bn_momentum=bn_momentum, **model_options)
-    steps = epochs * int(np.ceil(len(x_train) / batch_size))
-    compile_stable(model, steps, learning_rate, jit_compile=fast_jit_compile(),
-                   steps_per_execution=steps_per_execution)
-    validation = None if x_val is None or len(x_val) == 0 else (model_inputs(x_val), keras.utils.to_categorical(y_val, 2))
-    start = time.perf_counter()
-    history = model.fit(
-        model_inputs(x_train), keras.utils.to_categorical(y_train, 2), validation_data=validation,
-        batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=list(callbacks),
-    )
-    history.history["seconds_per_epoch"] = (time.perf_counter() - start) / epochs
-    return model, history
+    training = ReferenceTraining(x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
+                                 learning_rate=learning_rate, bn_momentum=bn_momentum,
+                                 steps_per_execution=steps_per_execution, fixed_graph=fixed_graph,
+                                 warmup_steps=warmup_steps, device_data=device_data, scan_steps=scan_steps,
+                                 **model_options)
+    history = training.fit(verbose=verbose, callbacks=callbacks)
+    return training.model, history
+
+
+class ReferenceTraining:
+    """One training of :func:`train_reference`, set up (model built, graph computed,
+    compiled) and then run in one or several parts: ``fit()`` runs the remaining epochs,
+    ``fit(until=e)`` those up to epoch ``e``; the learning-rate schedule spans all
+    ``epochs`` either way. Benchmarks use the parts to take turns between trainings.
+
+    Attributes: ``model`` (takes ``[points, features]``), ``trainer`` (the model that is
+    fitted), ``epoch`` (epochs done), ``seconds`` (wall time so far, set-up included),
+    ``history`` (one History over all parts, or None before the first).
+    """
+
+    def __init__(self, x_train, y_train, x_val=None, y_val=None, epochs=10, batch_size=64, learning_rate=3e-3,
+                 bn_momentum=0.9, steps_per_execution=1, fixed_graph=False, warmup_steps=0, device_data=False,
+                 scan_steps=1, **model_options):
+        if scan_steps > 1 and not device_data:
+            raise ValueError("scan_steps > 1 needs device_data=True (batches stacked by DeviceBatches).")
+        start = time.perf_counter()
+        self.model = build_reference_model(num_points=x_train.shape[1], bn_momentum=bn_momentum, **model_options)
+        self.epochs, self.batch_size, self.epoch, self.history = epochs, batch_size, 0, None
+        steps = epochs * int(np.ceil(len(x_train) / batch_size))
+        validate = x_val is not None and len(x_val) > 0
+        graph_start = time.perf_counter()
+        train_inputs = model_inputs(x_train)
+        val_inputs = model_inputs(x_val) if validate else None
+        self.trainer = self.model
+        if fixed_graph:
+            from edgeconv import with_graph_inputs
+
+            self.trainer, add_graphs = with_graph_inputs(self.model)
+            train_inputs = add_graphs(train_inputs)
+            val_inputs = add_graphs(val_inputs) if validate else None
+        self.graph_seconds = time.perf_counter() - graph_start
+        compile_stable(self.trainer, steps, learning_rate, jit_compile=fast_jit_compile(),
+                       steps_per_execution=steps_per_execution, warmup_steps=warmup_steps)
+        self._validation = (val_inputs, keras.utils.to_categorical(y_val, 2)) if validate else None
+        labels = keras.utils.to_categorical(y_train, 2)
+        if device_data:
+            self._data = {"x": DeviceBatches(train_inputs, labels, batch_size, seed=int(np.random.randint(2**31)),
+                                             steps_per_call=scan_steps),
+                          "shuffle": False}  # DeviceBatches shuffles
+            if scan_steps > 1:
+                scan_train_steps(self.trainer)
+        else:
+            self._data = {"x": train_inputs, "y": labels, "batch_size": batch_size}
+        self.seconds = time.perf_counter() - start
+
+    def fit(self, until=None, verbose=1, callbacks=()):
+        """Train up to epoch ``until`` (default: all); returns the History of every part so far,
+        which also holds ``seconds_per_epoch`` (the wall time so far over the epochs done) and
+        ``graph_seconds``."""
+        until = self.epochs if until is None else min(int(until), self.epochs)
+        if until > self.epoch:
+            start = time.perf_counter()
+            part = self.trainer.fit(**self._data, validation_data=self._validation, epochs=until,
+                                    initial_epoch=self.epoch, verbose=verbose, callbacks=list(callbacks))
+            self.seconds += time.perf_counter() - start
+            self.epoch = until
+            if self.history is None:
+                self.history = part
+            else:
+                for key, values in part.history.items():
+                    self.history.history.setdefault(key, []).extend(values)
+                self.history.epoch.extend(part.epoch)
+        if self.history is not None:
+            self.history.history["seconds_per_epoch"] = self.seconds / max(self.epoch, 1)
+            self.history.history["graph_seconds"] = self.graph_seconds
+        return self.history
+
+
+class DeviceBatches(keras.utils.PyDataset):
+    """Training batches sliced on the accelerator from arrays held there, for ``fit``.
+
+    ``model.fit(x_numpy, y_numpy, batch_size=...)`` slices every shuffled batch from host
+    memory and copies it to the device, step after step. Here the arrays are copied to
+    the device once; each epoch draws one permutation, and each batch is gathered there
+    by one compiled call (JAX), so nothing but an index crosses to the device per step.
+
+    Args:
+        x: an array ``(n, ...)`` or a list of them (the model's inputs).
+        y: array ``(n, ...)``, the targets.
+        batch_size: int; with ``steps_per_call=1`` the last batch of an epoch may be smaller.
+        shuffle: draw a new order of the samples every epoch (default True).
+        seed: seed of the orders.
+        steps_per_call: ``N > 1`` yields ``N`` batches at a time, stacked: arrays
+            ``(N, batch_size, ...)`` (the last group of an epoch may hold fewer), for a
+            training step that runs them in one call (:func:`scan_train_steps`). Every
+            batch is then full: the epoch's order is topped up with its first samples.
+
+    ``model.fit(DeviceBatches(x, y, 64), epochs=..., shuffle=False)``: no ``batch_size``;
+    the order is drawn here (``fit``'s default ``shuffle=True`` would also shuffle the
+    order in which batches are asked for, which changes nothing but reproducibility). Made for the JAX backend; on the others it works (each batch
+    gathered by eager ops), but TensorFlow's ``fit`` copies it through the host again.
+    """
+
+    def __init__(self, x, y, batch_size, shuffle=True, seed=0, steps_per_call=1):
+        super().__init__()
+        self._single = not isinstance(x, (list, tuple))
+        arrays = [x] if self._single else list(x)
+        self.n = len(y)
+        if any(len(a) != self.n for a in arrays):
+            raise ValueError(f"every input must hold as many samples as y ({self.n}), got "
+                             f"{[len(a) for a in arrays]}.")
+        if int(batch_size) < 1 or int(steps_per_call) < 1:
+            raise ValueError(f"batch_size and steps_per_call must be positive, got {batch_size} and {steps_per_call}.")
+        self.batch_size = int(batch_size)
+        self.steps_per_call = int(steps_per_call)
+        self.steps_per_epoch = -(-self.n // self.batch_size)  # training steps per epoch
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+        self._arrays = [keras.ops.convert_to_tensor(a) for a in arrays + [y]]
+        self._gather = self._compiled_gather()
+        self._new_order()
+
+    @staticmethod
+    def _compiled_gather():
+        def gather(arrays, order, start, steps, size):
+            """``steps`` batches of ``size`` from ``order[start:]``; ``steps=0``: one, not stacked."""
+            index = keras.ops.slice(order, [start], [max(steps, 1) * size])
+            shape = (steps, size) if steps else (size,)
+            return [keras.ops.reshape(keras.ops.take(a, index, axis=0), shape + tuple(a.shape[1:])) for a in arrays]
+
+        if keras.backend.backend() == "jax":
+            import jax
+
+            return jax.jit(gather, static_argnums=(3, 4))
+        return gather
+
+    def _new_order(self):
+        order = self._rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        if self.steps_per_call > 1:  # full batches only: top up with the first samples of the order
+            order = np.resize(order, self.steps_per_epoch * self.batch_size)
+        self._order = keras.ops.convert_to_tensor(order.astype("int32"))
+
+    def __len__(self):
+        return -(-self.steps_per_epoch // self.steps_per_call)
+
+    def __getitem__(self, index):
+        if self.steps_per_call == 1:
+            start = index * self.batch_size
+            batch = self._gather(self._arrays, self._order, start, 0, min(self.batch_size, self.n - start))
+        else:
+            steps = min(self.steps_per_call, self.steps_per_epoch - index * self.steps_per_call)
+            batch = self._gather(self._arrays, self._order, index * self.steps_per_call * self.batch_size, steps,
+                                 self.batch_size)
+        x, y = batch[:-1], batch[-1]
+        return (x[0] if self._single else tuple(x)), y
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._new_order()
+
+
+def scan_train_steps(model):
+    """JAX: let ``model.fit`` run several training steps per call, inside one ``lax.scan``.
+
+    Keras' ``steps_per_execution`` on JAX calls the compiled step once per batch from
+    Python; on a GPU fast enough, that call is what the step waits for. After this,
+    ``fit`` takes batches stacked ``(N, batch, ...)`` (``DeviceBatches(steps_per_call=N)``)
+    and runs the ``N`` steps of each in one compiled call: the same updates, metrics and
+    learning-rate schedule (the optimizer counts every step). Returns ``model``.
+    """
+    if keras.backend.backend() != "jax":
+        raise ValueError(f"scan_train_steps needs the JAX backend, not {keras.backend.backend()!r}.")
+    import jax
+
+    single_step = model.train_step
+    symbolic_build = model._symbolic_build
+
+    def train_step(state, data):
+        def body(state, batch):
+            logs, state = single_step(state, batch)
+            return state, logs
+
+        state, logs = jax.lax.scan(body, state, data)
+        return jax.tree_util.tree_map(lambda value: value[-1], logs), state
+
+    def build_from_one_batch(iterator=None, data_batch=None):
+        # fit builds the loss and metrics from a first batch: give it one of the stack.
+        if data_batch is None and iterator is not None:
+            for _, _, data in iterator:
+                data_batch = data[0] if isinstance(data, (list, tuple)) else next(data)
+                break
+        if data_batch is not None:
+            data_batch = keras.tree.map_structure(lambda value: value[0], data_batch)
+        return symbolic_build(data_batch=data_batch)
+
+    model.train_step = train_step
+    model._symbolic_build = build_from_one_batch
+    model.train_function = None  # built again, around this step
+    return model
 
 
 def permute_energies(x, seed=0):

@@ -42,3 +42,14 @@ def test_knn_methods_in_the_benchmark_pick_the_same_neighbours(name):
         if x.shape[-1] == 3:
             expected = np.sort(keras.ops.convert_to_numpy(METHODS["top_k"](x, 8)), -1)
             np.testing.assert_array_equal(np.sort(keras.ops.convert_to_numpy(METHODS[name](x, 8)), -1), expected)
+
+
+def test_recipe_grid_reads_recipes():
+    from bench.recipe_grid import parse_recipe
+
+    assert parse_recipe("b16 e3 lr3e-3 w200 m0.99") == {"batch_size": 16, "epochs": 3, "learning_rate": 3e-3,
+                                                         "warmup_steps": 200, "bn_momentum": 0.99}
+    with pytest.raises(ValueError, match="lacks"):
+        parse_recipe("b16 e3")
+    with pytest.raises(ValueError, match="unknown"):
+        parse_recipe("b16 e3 lr1e-3 x2")

@@ -318,3 +318,181 @@ def test_a_subclass_can_find_its_own_neighbours():
     x_j = np.repeat(features[:, None, :3, :], 12, axis=1).reshape(-1, 4)
     expected = keras.ops.convert_to_numpy(kernel([x_i, x_j])).reshape(2, 12, 3, -1).mean(axis=2)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------- the graph given, the first Dense per point
+def textbook_kernel(nodes=5):
+    """The textbook's kernel shape: Concatenate([x_i, x_i - x_j]), Dense without bias + BN, twice."""
+
+    def kernel(data):
+        x_i, x_j = data
+        x = layers.Concatenate()([x_i, layers.Subtract()([x_i, x_j])])
+        for _ in range(2):
+            x = layers.Dense(nodes, use_bias=False, activation="relu")(x)
+            x = layers.BatchNormalization()(x)
+        return x
+
+    return kernel
+
+
+def test_neighbor_indices_layer_is_knn_indices():
+    from edgeconv import NeighborIndices
+
+    points, _ = random_inputs(batch=3, num_points=20)
+    layer = NeighborIndices(5)
+    indices = layer(points)
+    assert keras.backend.standardize_dtype(indices.dtype) == "int32"
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(indices), brute_force_knn(points, 5))
+    symbolic = layer(layers.Input((20, 3)))
+    assert tuple(symbolic.shape) == (None, 20, 5) and symbolic.dtype == "int32"
+    with pytest.raises(ValueError, match="smaller than the number of points"):
+        NeighborIndices(20)(points)
+    with pytest.raises(ValueError, match="positive integer"):
+        NeighborIndices(0)
+
+
+@pytest.mark.parametrize("agg", ["mean", "max"])
+def test_given_indices_compute_the_same_as_searching(agg):
+    from edgeconv import NeighborIndices
+
+    points, features = random_inputs()
+    layer = EdgeConv(dense_kernel(), next_neighbors=3, agg_func=agg)
+    searched = keras.ops.convert_to_numpy(layer([points, features]))
+    given = keras.ops.convert_to_numpy(layer([NeighborIndices(3)(points), features]))
+    np.testing.assert_array_equal(given, searched)
+    numpy_indices = brute_force_knn(points, 3).astype("int32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer([numpy_indices, features])), searched, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"neighbour indices of shape \(2, 12, 4\): expected \(batch, points, 3\)"):
+        layer([brute_force_knn(points, 4).astype("int32"), features])
+
+
+@pytest.mark.parametrize("kernel, agg", [(dense_kernel(), "mean"), (dense_kernel(), "max"),
+                                         (textbook_kernel(), "mean"), (textbook_kernel(), "sum")])
+@pytest.mark.parametrize("training", [False, True])
+def test_dense_per_point_computes_the_same_as_per_edge(kernel, agg, training):
+    """Two ways to compute the same layer: the first Dense on the P·k edges, or on the P
+    points and gathered (a bias and an activation included); outputs and gradients agree."""
+    points, features = random_inputs(num_points=16, channels=6)
+    per_edge = EdgeConv(kernel, next_neighbors=4, agg_func=agg)
+    per_point = EdgeConv(kernel, next_neighbors=4, agg_func=agg, dense_per_point=True)
+    per_edge([points, features])
+    per_point([points, features])
+    per_point.set_weights([w + 0.1 for w in per_edge.get_weights()])  # moved BN statistics too
+    per_edge.set_weights([w + 0.1 for w in per_edge.get_weights()])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(per_point([points, features], training=training)),
+                               keras.ops.convert_to_numpy(per_edge([points, features], training=training)),
+                               rtol=1e-5, atol=1e-5)
+    assert "dense_per_point=True" in repr(per_point) and "dense_per_point" not in repr(per_edge)
+    assert [w.shape for w in per_point.weights] == [w.shape for w in per_edge.weights]
+
+    def loss_and_gradients(layer):
+        model = keras.Model(inputs := [layers.Input((16, 3)), layers.Input((16, 6))], layer(inputs))
+        model.compile(loss="mse", optimizer=keras.optimizers.SGD(0.1))
+        before = [w.copy() for w in model.get_weights()]
+        model.train_on_batch([points, features], np.ones((2, 16, 5), "float32"))
+        return [a - b for a, b in zip(model.get_weights(), before)]
+
+    if training:
+        for a, b in zip(loss_and_gradients(per_point), loss_and_gradients(per_edge)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_dense_per_point_refuses_a_kernel_without_a_linear_start():
+    def nonlinear_first(data):
+        x = layers.Concatenate()([layers.Activation("tanh")(data[0]), data[1]])
+        return layers.Dense(3)(x)
+
+    def output_not_through_the_dense(data):
+        return layers.Add()([layers.Dense(3)(layers.Concatenate()(data)), layers.Dense(3)(data[1])])
+
+    for kernel in (nonlinear_first, output_not_through_the_dense):
+        with pytest.raises(ValueError, match="dense_per_point=True needs a kernel network"):
+            EdgeConv(kernel, next_neighbors=3, dense_per_point=True)(layers.Input((10, 4)))
+    with pytest.raises(ValueError, match="dense_per_point must be True or False"):
+        EdgeConv(dense_kernel(), next_neighbors=3, dense_per_point="yes")
+
+
+def test_dense_per_point_with_the_dense_layer_as_output():
+    kernel = lambda a: layers.Dense(4, activation="relu")(layers.Subtract()([a[1], a[0]]))  # noqa: E731
+    points, features = random_inputs()
+    per_edge = EdgeConv(kernel, next_neighbors=3)
+    expected = keras.ops.convert_to_numpy(per_edge([points, features]))
+    per_point = EdgeConv(per_edge.kernel_func, next_neighbors=3, dense_per_point=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(per_point([points, features])), expected,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_graph_layers_and_dense_per_point_save_and_load(tmp_path):
+    from edgeconv import NeighborIndices
+
+    points, features = random_inputs(num_points=20)
+    points_input, feats_input = layers.Input((20, 3)), layers.Input((20, 4))
+    graph = NeighborIndices(4, name="graph")(points_input)
+    x = EdgeConv(lambda a: textbook_kernel(6)(a), next_neighbors=4, dense_per_point=True)([graph, feats_input])
+    x = EdgeConv(lambda a: textbook_kernel(5)(a), next_neighbors=4)([graph, x])
+    x = EdgeConv(lambda a: dense_kernel(3)(a), next_neighbors=3, dense_per_point=True)([x, x])
+    model = keras.Model([points_input, feats_input], layers.GlobalAveragePooling1D()(x))
+    model.compile(loss="mse", optimizer="adam")
+    model.fit([points, features], np.ones((2, 3)), epochs=2, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(loaded.predict([points, features], verbose=0),
+                                  model.predict([points, features], verbose=0))
+    edgeconvs = [layer for layer in loaded.layers if isinstance(layer, EdgeConv)]
+    assert [layer.dense_per_point for layer in edgeconvs] == [True, False, True]
+    assert isinstance(loaded.get_layer("graph"), NeighborIndices) and loaded.get_layer("graph").next_neighbors == 4
+    assert [tuple(t.shape) for t in edgeconvs[0].kernel_func.inputs] == [(None, 4), (None, 4)]
+
+
+def test_with_graph_inputs_trains_the_same_model():
+    from edgeconv import neighbor_indices, with_graph_inputs
+
+    points, features = random_inputs(batch=4, num_points=20)
+    points_input, feats_input = layers.Input((20, 3), name="points"), layers.Input((20, 4), name="features")
+    x = EdgeConv(textbook_kernel(6), next_neighbors=4)([points_input, feats_input])
+    x = EdgeConv(textbook_kernel(5), next_neighbors=4, dense_per_point=True)([points_input, x])
+    x = EdgeConv(dense_kernel(3), next_neighbors=3)([x, x])  # dynamic: still searched
+    model = keras.Model([points_input, feats_input], layers.GlobalAveragePooling1D()(x))
+    graph_model, add_graphs = with_graph_inputs(model)
+    assert [t.name for t in graph_model.inputs] == ["points", "features", "points_graph_4"]
+    assert graph_model.inputs[2].dtype == "int32"
+    assert len(graph_model.weights) == len(model.weights) and all(
+        a is b for a, b in zip(graph_model.weights, model.weights))
+    inputs = add_graphs([points, features], batch_size=3)
+    np.testing.assert_array_equal(inputs[2], brute_force_knn(points, 4))
+    np.testing.assert_array_equal(neighbor_indices(points, 4), inputs[2])
+    np.testing.assert_allclose(graph_model.predict(inputs, verbose=0), model.predict([points, features], verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    graph_model.compile(loss="mse", optimizer="adam")
+    before = [w.copy() for w in model.get_weights()]
+    graph_model.fit(inputs, np.ones((4, 3)), epochs=1, verbose=0)
+    assert all(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))  # the model was trained
+
+
+def test_with_graph_inputs_needs_a_fixed_graph():
+    from edgeconv import with_graph_inputs
+
+    y = layers.Input((20, 4))
+    with pytest.raises(ValueError, match="no fixed graph"):
+        with_graph_inputs(keras.Model(y, EdgeConv(dense_kernel(), next_neighbors=3)(layers.Dense(4)(y))))
+
+
+def test_neighbor_indices_engines_agree_with_the_layer():
+    """The graph computed outside training: a k-d tree and the compiled search agree with
+    knn_indices (random sky maps, no ties), and both drop the point itself if duplicated."""
+    from edgeconv import neighbor_indices
+
+    rng = np.random.default_rng(7)
+    sky = rng.normal(size=(5, 60, 3))
+    sky /= np.linalg.norm(sky, axis=-1, keepdims=True)
+    sky = sky.astype("float32")
+    expected = keras.ops.convert_to_numpy(knn_indices(sky, 6))
+    for engine in ("keras", "kdtree", "auto"):
+        np.testing.assert_array_equal(neighbor_indices(sky, 6, batch_size=2, engine=engine), expected)
+    sky[0, 1] = sky[0, 0]
+    for engine in ("keras", "kdtree"):
+        indices = neighbor_indices(sky[:1], 3, engine=engine)
+        assert 0 not in indices[0, 0] and indices[0, 0, 0] == 1
+        assert 1 not in indices[0, 1] and indices[0, 1, 0] == 0
+    with pytest.raises(ValueError, match="engine must be one of"):
+        neighbor_indices(sky, 3, engine="ball")
