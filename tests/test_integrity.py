@@ -52,7 +52,7 @@ ATTACKS = {
     "input transformer": ("ip = get_ipython()\nip.input_transformers_cleanup.append(lambda lines: "
                           "[l.replace('assert', 'pass') for l in lines])", "get_ipython"),
     "shadowed builtins": ("len = lambda x: 3\ndef all(x):\n    return True\ntuple = lambda x: (None, 16)",
-                          "rebinds the built-in name 'len'"),
+                          "rebinds the built-in name 'tuple'"),  # one the 02 tests read
     "patched method": ("import keras\nkeras.Model.count_params = lambda self: 4770", "changes an attribute of keras"),
     "replaced scorer": ("from crsky import grading as g\ng.scoring.score_saved_model = lambda *a, **k: 4.0",
                         "imports crsky.grading"),
@@ -77,8 +77,8 @@ ATTACKS = {
     "module rebound": ("layers = None", "rebinds the name 'layers'"),
     "star import": ("from numpy import *", "imports *"),
     "pickle": ("import numpy\nnumpy.load('x.npy', allow_pickle=True)", "allow_pickle"),
-    "global in function": ("def kernel_nn(data, nodes=16):\n    global len\n    len = None\n    return data[0]",
-                           "rebinds the built-in name 'len'"),
+    "global in function": ("def kernel_nn(data, nodes=16):\n    global tuple\n    tuple = None\n    return data[0]",
+                           "rebinds the built-in name 'tuple'"),
     "type()": ("X = type('X', (object,), {})", "type()"),
     "globals": ("globals()['layers'] = None", "globals()"),
 }
