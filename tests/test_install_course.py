@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from crsky.simulate import SIMULATOR_VERSION
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
 SCRIPT = ROOT / "docker" / "install_course.sh"
@@ -99,7 +101,7 @@ def test_install_script_in_a_fresh_environment(tmp_path):
     assert not (ROOT / "build").exists(), "the install left a build folder in the repository"
 
     cached = list((tmp_path / "cache").iterdir())
-    assert [p.name for p in cached] == ["sky_textbook_600_seed1_v1.0.npz"]
+    assert [p.name for p in cached] == [f"sky_textbook_600_seed1_v{SIMULATOR_VERSION}.npz"]
     assert cached[0].stat().st_mode & 0o777 == 0o444
 
     def probe(**extra):
