@@ -24,10 +24,9 @@ HELD_OUT_MAPS = 5_000  # standard error of an accuracy near 0.9: 0.004
 # A saved model earns all its points when its held-out accuracy beats the pair-count
 # baseline (notebook 1's statistic, its angle and threshold chosen on the first
 # BASELINE_MAX_TRAIN public training maps) on the same maps by this margin; partial credit
-# falls linearly to none at chance (0.5). The margin sits below the spread of honest
-# CPU-size runs across seeds (docs/physics.md, "Grading"), so that an honest model earns
-# full points whichever seed it trained with, and a model that learned only to count
-# pairs does not.
+# falls linearly to none at chance (0.5). Honest CPU-size models beat the pair count by
+# 2-3 points (docs/physics.md, "Grading against the baseline"), so they earn full points
+# whichever seed they trained with, and a model that learned only to count pairs does not.
 FULL_MARKS_MARGIN = 0.01
 
 
