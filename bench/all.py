@@ -1,7 +1,8 @@
 """All the benchmarks in one run: training speed per Keras backend with the naive layer's
-ratio (bench_training.py), the CPU training recipe against the one it replaced, trained
-from the same seed on the same maps in the same run (training_recipes.py: training time
-and test accuracy of both, as ratios), simulator throughput (simulator.py) and grading
+ratio (bench_training.py), the CPU training levers as ratios against the step of the
+recipe the notebooks replaced, and that recipe against the new one, trained from the same
+seed on the same maps in the same run (training_recipes.py: training time, wall and CPU,
+and test accuracy of each, as ratios), simulator throughput (simulator.py) and grading
 seconds per submission (grading.py), each in its own process, then their headline lines
 together.
 
@@ -31,7 +32,8 @@ def main():
     naive = "naive-tensorflow+xla" if "tensorflow" in configs else "naive-jax"
     runs = [
         ("training", ["bench_training", "--steps", "10" if args.quick else "30", "--configs", *configs, naive]),
-        ("training recipes", ["training_recipes", "--skip-levers", "--n-maps", "2500" if args.quick else "6000"]),
+        ("training recipes", ["training_recipes", "--n-maps", "2500" if args.quick else "6000",
+                              "--lever-maps", "384" if args.quick else "768", "--rounds", "2" if args.quick else "3"]),
         ("simulator", ["simulator", "--n-maps", "10000" if args.quick else "50000"]),
     ]
     if importlib.util.find_spec("nbgrader"):
@@ -52,7 +54,8 @@ def main():
     for name, status, seconds, lines in summary:
         print(f"{name}: {status}, {seconds:.0f} s")
         for line in lines:
-            if any(word in line for word in ("ms/step", "maps/s", "per notebook", " / today:")) or line.strip().endswith("x"):
+            if any(word in line for word in ("ms/step", "maps/s", "per notebook", " / old:", "x (CPU")) \
+                    or line.strip().endswith("x"):
                 print(f"    {line.strip()}")
     sys.exit(0 if all(status == "ok" for _, status, _, _ in summary) else 1)
 

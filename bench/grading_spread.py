@@ -32,7 +32,7 @@ def main():
     from crsky import experiment
     from crsky.dataset import load_sky_maps
     from crsky.grading import scoring
-    from crsky.training import train_reference
+    from crsky.training import fast_options, train_reference
 
     size = experiment.SIZES[args.size]
     (x_train, y_train), (x_val, y_val), _ = experiment.split(load_sky_maps(n_maps=size.n_maps, progress=False))
@@ -40,16 +40,16 @@ def main():
     baseline = scoring.baseline_accuracy(x_held, y_held)
     full_marks_at = scoring.full_marks_accuracy(baseline)
     print(f"keras {keras.__version__} ({keras.backend.backend()}); size {size.name!r}: {len(x_train)} training maps, "
-          f"{size.epochs} epochs, batch {size.batch_size}; {len(y_held)} public held-out maps: pair count "
+          f"{size.epochs} epochs, batch {size.batch_size}, learning rate from {size.learning_rate:g}; {len(y_held)} public held-out maps: pair count "
           f"{baseline:.4f}, full points from {full_marks_at:.4f}", flush=True)
     rows = []
     for seed in args.seeds:
         keras.utils.set_random_seed(seed)
         start = time.perf_counter()
         model, _ = train_reference(x_train, y_train, x_val, y_val, epochs=size.epochs, batch_size=size.batch_size,
-                                   verbose=0)
+                                   learning_rate=size.learning_rate, verbose=0, **fast_options())
         seconds = time.perf_counter() - start
-        accuracy = float(np.mean((scoring.predict_signal_probability(model, x_held) > 0.5) == y_held))
+        accuracy = scoring.held_out_accuracy(scoring.predict_signal_probability(model, x_held), y_held)
         points = scoring.accuracy_points(accuracy, args.points, full_marks_at)
         rows.append({"seed": seed, "accuracy": round(accuracy, 4), "margin": round(accuracy - baseline, 4),
                      "points": round(points, 2), "train_seconds": round(seconds, 1)})

@@ -1,33 +1,35 @@
-"""Benchmark: notebook 3's CPU training recipe today against faster candidates, as ratios of the same run.
+"""Benchmark: notebook 3's CPU training recipe against the one it replaced, as ratios of the same run.
 
 1. Speed of each lever (``fit``, one epoch of the same small training set per round, after a
    warm-up epoch; the configurations take turns, round after round, so that a busy machine
-   slows them alike; medians of the rounds, wall and process CPU time per map):
+   slows them alike; medians of the rounds, wall and process CPU time per map of the steps
+   after an epoch's first, so that ``fit``'s set-up per call is left out, see StepClock):
 
-   today          the reference model (each EdgeConv searches its own neighbours), batch 32,
-                  XLA: notebook 3's CPU path (crsky.experiment.SIZES["cpu"])
+   old            the reference model (each EdgeConv searches its own neighbours), batch 32,
+                  XLA: the step of the CPU recipe that the current one replaced (a plain fit)
    no XLA         the same without XLA (TensorFlow's graph mode)
    shared graph   the sky graph searched once per step for both layers (NeighborIndices)
    fixed graph    the sky graph computed once per map before training (with_graph_inputs),
-                  the graph's own time reported apart
+                  the graph's own time reported apart: the new recipe's step in notebook 3
    dpp            the kernels' first Dense per point (dense_per_point)
-   fixed+dpp      both
-   b16            today's model at batch 16
+   fixed+dpp      both: the new recipe's step in crsky.main
+   b16            the old step at batch 16
    dpp b16        the first Dense per point, batch 16
-   new            both, batch 16: the candidate's step as crsky.main would train it
+   fixed+dpp b16  both, batch 16
 
-2. Time to accuracy: today's recipe and the candidates trained from the same seed on the same
+2. Time to accuracy: the old recipe and the new ones trained from the same seed on the same
    maps (a fixed small data set; ``--size cpu``: the notebooks' CPU size, 40 minutes on a busy 2-core machine),
    each timed as crsky.main times training (build, graph, fit with validation), then tested:
 
-   today          batch 32, 5 epochs, cosine from 3e-3: the notebooks' CPU size (notebook 3, crsky.main)
-   new            batch 16, 3 epochs, cosine from 3e-3: a candidate, as notebook 3 would train it
-   new+           the same, the sky graph once per map and the first Dense per point, as
-                  crsky.main would train it (crsky.training.FAST_OPTIONS)
+   old            batch 32, 5 epochs, cosine from 3e-3, a plain fit: the CPU size before
+   new            crsky.experiment.SIZES["cpu"] (batch 32, 3 epochs, cosine from 6e-3) with the
+                  sky graph once per map, as notebook 3 trains it (training.fit_unless_grading)
+   new+           the same with the first Dense per point too, as crsky.main trains it
+                  (crsky.training.FAST_OPTIONS)
 
    The trainings take turns epoch by epoch (the one least far along goes next).
 
-    python -m bench.training_recipes                    # both parts, about 6 minutes on 2 cores
+    python -m bench.training_recipes                    # both parts, about 10 minutes on 2 cores
     python -m bench.training_recipes --skip-accuracy    # the levers only
     python -m bench.training_recipes --size cpu --skip-levers   # the end-to-end comparison (45 min on a busy machine)
 
@@ -48,7 +50,7 @@ from crsky import experiment  # noqa: E402
 
 # name: (build_reference_model options, fixed graph, batch size, jit_compile)
 LEVERS = {
-    "today": ({}, False, 32, True),
+    "old": ({}, False, 32, True),
     "no XLA": ({}, False, 32, False),
     "shared graph": ({"sky_graph": "shared"}, False, 32, True),
     "fixed graph": ({}, True, 32, True),
@@ -56,17 +58,19 @@ LEVERS = {
     "fixed+dpp": ({"dense_per_point": True}, True, 32, True),
     "b16": ({}, False, 16, True),
     "dpp b16": ({"dense_per_point": True}, False, 16, True),
-    "new": ({"dense_per_point": True}, True, 16, True),
+    "fixed+dpp b16": ({"dense_per_point": True}, True, 16, True),
 }
 
-# name: train_reference options. "today" is crsky.experiment.SIZES["cpu"] as notebook 3 trains
-# it; "new" a candidate recipe as notebook 3 would train it (its own model, plain fit); "new+"
-# the same candidate as crsky.main trains (crsky.training.FAST_OPTIONS: the sky graph once per
-# map and the first Dense per point, the same arithmetic).
+# name: train_reference options. "old" is the CPU size before (5 epochs from 3e-3, a plain fit);
+# "new" crsky.experiment.SIZES["cpu"] as notebook 3 trains it (the sky graph once per map, see
+# crsky.training.fit_unless_grading); "new+" the same as crsky.main trains it
+# (crsky.training.FAST_OPTIONS: also the first Dense per point, the same arithmetic).
+_CPU = experiment.SIZES["cpu"]
+_NEW = {"batch_size": _CPU.batch_size, "epochs": _CPU.epochs, "learning_rate": _CPU.learning_rate}
 RECIPES = {
-    "today": {"batch_size": 32, "epochs": 5, "learning_rate": 3e-3},
-    "new": {"batch_size": 16, "epochs": 3, "learning_rate": 3e-3},
-    "new+": {"batch_size": 16, "epochs": 3, "learning_rate": 3e-3, "fixed_graph": True, "dense_per_point": True},
+    "old": {"batch_size": 32, "epochs": 5, "learning_rate": 3e-3},
+    "new": {**_NEW, "fixed_graph": True},
+    "new+": {**_NEW, "fixed_graph": True, "dense_per_point": True},
 }
 
 
@@ -75,6 +79,22 @@ def load(n_maps):
     from crsky.dataset import load_sky_maps
 
     return experiment.split(load_sky_maps(n_maps=n_maps, progress=False))
+
+
+class StepClock(keras.callbacks.Callback):
+    """Wall and process CPU time of an epoch's training steps after its first: from the end
+    of step 1 to the end of the last full step. ``fit``'s own set-up per call (the data
+    adapter, and a retrace of the step when several models take turns, about 2 s on
+    2 cores) and the first step's compilations are left out: a training of several
+    epochs pays them once."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter(), time.process_time()
+        if batch == 0:
+            self.start, self.steps = now, 0
+        else:
+            self.wall, self.cpu = now[0] - self.start[0], now[1] - self.start[1]
+            self.steps = batch
 
 
 def levers(x_train, y_train, rounds, warmup_maps):
@@ -106,10 +126,11 @@ def levers(x_train, y_train, rounds, warmup_maps):
         results[name] = {"wall": [], "cpu": []}
     for _ in range(rounds):
         for name, (model, data, batch_size) in runs.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            model.fit(data, labels, batch_size=batch_size, epochs=1, verbose=0)
-            results[name]["wall"].append(1000 * (time.perf_counter() - wall) / len(x_train))
-            results[name]["cpu"].append(1000 * (time.process_time() - cpu) / len(x_train))
+            clock = StepClock()
+            model.fit(data, labels, batch_size=batch_size, epochs=1, verbose=0, callbacks=[clock])
+            maps = clock.steps * batch_size
+            results[name]["wall"].append(1000 * clock.wall / maps)
+            results[name]["cpu"].append(1000 * clock.cpu / maps)
     table = {}
     for name, r in results.items():
         batch_size = runs[name][2]
@@ -175,10 +196,11 @@ def main():
     if not args.skip_levers:
         x_train, y_train = split.train
         n = min(args.lever_maps, len(x_train))
+        n -= n % 32  # full batches of 16 and 32 only (StepClock counts full steps)
         print(f"\n1. levers: fit, {n} training maps per round, {args.rounds} rounds in turn (medians)", flush=True)
         table, graph = levers(x_train[:n], y_train[:n], args.rounds, warmup_maps=64)
         report["levers"], report["graph"] = table, graph
-        base = table["today"]
+        base = table["old"]
         for name, r in table.items():
             print(f"  {name:13s} batch {r['batch_size']:3d}  {r['ms_per_step']:7.1f} ms/step  {r['ms_per_map']:6.2f} ms/map"
                   f"  (CPU {r['cpu_ms_per_map']:6.2f})   {r['ms_per_map'] / base['ms_per_map']:.2f}x "
@@ -191,12 +213,12 @@ def main():
               f"seed {args.seed}", flush=True)
         result = time_to_accuracy(split, args.seed)
         report["recipes"] = result
-        today = result["today"]
+        old = result["old"]
         for name, new in result.items():
-            if name != "today":
-                print(f"  {name} / today: training time {new['train_s'] / today['train_s']:.2f}x "
-                      f"(CPU {new['train_cpu_s'] / today['train_cpu_s']:.2f}x), test accuracy "
-                      f"{new['test_accuracy']:.4f} vs {today['test_accuracy']:.4f}")
+            if name != "old":
+                print(f"  {name} / old: training time {new['train_s'] / old['train_s']:.2f}x "
+                      f"(CPU {new['train_cpu_s'] / old['train_cpu_s']:.2f}x), test accuracy "
+                      f"{new['test_accuracy']:.4f} vs {old['test_accuracy']:.4f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

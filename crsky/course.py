@@ -97,5 +97,5 @@ def size(verbose=True):
     chosen = SIZES[name]
     if verbose:
         print(f"size {chosen.name!r} ({reason}): {chosen.n_maps} sky maps, {chosen.epochs} epochs, "
-              f"batches of {chosen.batch_size}")
+              f"batches of {chosen.batch_size}, learning rate from {chosen.learning_rate:g}")
     return chosen

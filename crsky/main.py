@@ -3,7 +3,7 @@ on the test split (with the energies as they are and permuted within each map) n
 every classical baseline on the same maps, and write plots and a summary.
 
     python -m crsky.main                       # CPU-sized default, about 8 minutes on 2 cores
-    python -m crsky.main --n-maps 50000 --epochs 10   # the full exercise (GPU)
+    python -m crsky.main --n-maps 50000 --epochs 10 --batch-size 64 --learning-rate 3e-3   # the full exercise (GPU)
 """
 
 import argparse
@@ -24,6 +24,8 @@ def main(argv=None):
                              f"(default {CPU.n_maps}: the notebooks' CPU size)")
     parser.add_argument("--epochs", type=int, default=CPU.epochs)
     parser.add_argument("--batch-size", type=int, default=CPU.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=CPU.learning_rate,
+                        help="start of the cosine decay of the learning rate")
     parser.add_argument("--seed", type=int, default=experiment.DATA_SEED)
     parser.add_argument("--out", default="out", help="folder for plots, model and summary")
     args = parser.parse_args(argv)
@@ -57,7 +59,7 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
     model, history = train_reference(x_train, y_train, x_val, y_val, epochs=args.epochs, batch_size=args.batch_size,
-                                     verbose=2, **fast_options())
+                                     learning_rate=args.learning_rate, verbose=2, **fast_options())
     train_seconds = time.perf_counter() - start
     model.save(out / "dgcnn.keras")
     plots.training_curves(history).savefig(out / "training.png", dpi=120)

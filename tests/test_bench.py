@@ -53,3 +53,28 @@ def test_recipe_grid_reads_recipes():
         parse_recipe("b16 e3")
     with pytest.raises(ValueError, match="unknown"):
         parse_recipe("b16 e3 lr1e-3 x2")
+
+
+def test_training_recipes_compare_the_cpu_size_with_the_recipe_it_replaced():
+    from bench.training_recipes import RECIPES
+    from crsky.experiment import SIZES
+    from crsky.training import FAST_OPTIONS
+
+    cpu = SIZES["cpu"]
+    new = {"batch_size": cpu.batch_size, "epochs": cpu.epochs, "learning_rate": cpu.learning_rate}
+    assert RECIPES["old"] == {"batch_size": 32, "epochs": 5, "learning_rate": 3e-3}
+    assert RECIPES["new"] == {**new, "fixed_graph": True}  # as notebook 3 trains it
+    assert RECIPES["new+"] == {**new, **FAST_OPTIONS}  # as crsky.main trains it
+
+
+def test_step_clock_times_the_steps_after_an_epochs_first():
+    """The levers' clock leaves out fit's set-up and the first step (compilation)."""
+    import keras
+    from bench.training_recipes import StepClock
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(loss="mse", optimizer="sgd")
+    clock = StepClock()
+    model.fit(np.zeros((40, 3)), np.zeros((40, 2)), batch_size=8, epochs=1, verbose=0, callbacks=[clock])
+    assert clock.steps == 4  # steps 2 to 5 of five
+    assert clock.wall > 0 and clock.cpu >= 0

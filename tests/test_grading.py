@@ -268,11 +268,11 @@ def row(graded, student, assignment):
 
 
 def expected_accuracy_points():
-    from crsky.grading.scoring import (accuracy_points, baseline_accuracy, full_marks_accuracy, held_out_maps,
-                                       load_submitted_model, predict_signal_probability)
+    from crsky.grading.scoring import (accuracy_points, baseline_accuracy, full_marks_accuracy, held_out_accuracy,
+                                       held_out_maps, load_submitted_model, predict_signal_probability)
 
     x, y = held_out_maps(n_maps=HELD_OUT_MAPS, seed=SEED)
-    accuracy = np.mean((predict_signal_probability(load_submitted_model(GOOD_MODEL), x) > 0.5) == y)
+    accuracy = held_out_accuracy(predict_signal_probability(load_submitted_model(GOOD_MODEL), x), y)
     return accuracy, accuracy_points(accuracy, 4, full_marks_accuracy(baseline_accuracy(x, y)))
 
 

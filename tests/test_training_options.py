@@ -130,3 +130,49 @@ def test_reference_training_in_parts_keeps_one_schedule_and_one_history():
     assert training.trainer.optimizer._learning_rate.decay_steps == 6  # the cosine spans all 3 epochs
     assert history.history["seconds_per_epoch"] == pytest.approx(training.seconds / 3)
     assert training.fit(verbose=0) is history and training.epoch == 3
+
+
+def test_fit_unless_grading_trains_the_students_model_through_its_fixed_graph(tmp_path, monkeypatch, capsys):
+    """Notebook 3's training step on a CPU: the student's compiled model is fitted through a
+    twin that reads the sky graph from an input; the student's model is what trains and is
+    saved. A model with no fixed graph trains as it is."""
+    from crsky import training
+    from crsky.experiment import Size
+    from crsky.models import build_reference_model, model_inputs
+    from edgeconv import EdgeConv
+
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setattr(training, "fast_options", lambda: dict(training.FAST_OPTIONS))
+    x, y = sky(24)
+    size = Size("tiny", n_maps=24, epochs=2, batch_size=8)
+    keras.utils.set_random_seed(0)
+    model = build_reference_model(num_points=40)
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-2), metrics=["accuracy"])
+    before = [w.copy() for w in model.get_weights()]
+    trained, history = training.fit_unless_grading(model, (x[:16], y[:16]), (x[16:20], y[16:20]), size,
+                                                   save_as=str(tmp_path / "dgcnn.keras"))
+    assert trained is model
+    assert [t.name for t in history.model.inputs] == ["points", "features", "points_graph_8"]
+    assert "sky graph of every map computed once" in capsys.readouterr().out
+    assert len(history.history["val_accuracy"]) == 2
+    assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights())), "the student's model did not train"
+    assert int(model.optimizer.iterations) == 4
+    loaded = keras.models.load_model(tmp_path / "dgcnn.keras")
+    np.testing.assert_allclose(loaded.predict(model_inputs(x[20:]), verbose=0),
+                               model.predict(model_inputs(x[20:]), verbose=0), rtol=1e-5, atol=1e-6)
+
+    # Every EdgeConv on a graph the network computes: nothing to compute once, a plain fit.
+    points = keras.Input((40, 3), name="points")
+    features = keras.Input((40, 4), name="features")
+    hidden = keras.layers.Dense(4)(keras.layers.Concatenate()([points, features]))
+    hidden = EdgeConv(lambda a: keras.layers.Dense(4)(keras.layers.Concatenate()(a)), 4)([hidden, hidden])
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling1D()(hidden))
+    dynamic = keras.Model([points, features], out)
+    dynamic.compile(loss="categorical_crossentropy", optimizer="adam")
+    _, history = training.fit_unless_grading(dynamic, (x[:16], y[:16]), (x[:0], y[:0]), size,
+                                             save_as=str(tmp_path / "dynamic.keras"))
+    assert history.model is dynamic and "sky graph" not in capsys.readouterr().out
+
+    uncompiled = build_reference_model(num_points=40)
+    with pytest.raises(ValueError, match="compile the model"):
+        training.fixed_graph_trainer(uncompiled)

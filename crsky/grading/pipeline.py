@@ -32,7 +32,6 @@ import io
 import json
 import os
 import re
-import secrets
 import shutil
 import socket
 import subprocess
@@ -320,7 +319,7 @@ def score_model(model_path, context, folder):
         probability = scoring.read_probabilities(work / "probability.npy", len(context.held_out_labels))
     except scoring.ModelFileError as error:
         return None, f"{error} 0 points."
-    accuracy = float(np.mean((probability > 0.5) == np.asarray(context.held_out_labels)))
+    accuracy = scoring.held_out_accuracy(probability, context.held_out_labels)
     return accuracy, None
 
 

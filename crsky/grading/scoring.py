@@ -97,6 +97,12 @@ def full_marks_accuracy(baseline):
     return min(0.99, baseline + experiment.FULL_MARKS_MARGIN)
 
 
+def held_out_accuracy(probability, y):
+    """Accuracy of signal probabilities ``(n,)`` against integer labels ``(n,)``: a map is
+    called signal above 0.5, as everywhere in the course."""
+    return float(np.mean((np.asarray(probability) > 0.5) == np.asarray(y)))
+
+
 def accuracy_points(accuracy, points, full_marks_at, zero_at=0.5):
     """Points for a test accuracy: all of them from ``full_marks_at``, none at or below
     ``zero_at`` (chance), linear in between."""
@@ -125,7 +131,7 @@ def score_saved_model(path=MODEL_FILE, points=4, preset=experiment.PRESET):
     model = load_submitted_model(path)
     x, y = held_out_maps(preset)
     probability = predict_signal_probability(model, x)
-    accuracy = float(np.mean((probability > 0.5) == y))
+    accuracy = held_out_accuracy(probability, y)
     baseline = baseline_accuracy(x, y, preset)
     full_marks_at = full_marks_accuracy(baseline)
     score = accuracy_points(accuracy, points, full_marks_at)
