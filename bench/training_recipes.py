@@ -18,7 +18,7 @@
    fixed+dpp b16  both, batch 16
 
 2. Time to accuracy: the old recipe and the new ones trained from the same seed on the same
-   maps (a fixed small data set; ``--size cpu``: the notebooks' CPU size, 40 minutes on a busy 2-core machine),
+   maps (a fixed small data set; ``--size cpu``: the notebooks' CPU size, about 25 minutes on 2 cores),
    each timed as crsky.main times training (build, graph, fit with validation), then tested:
 
    old            batch 32, 5 epochs, cosine from 3e-3, a plain fit: the CPU size before
@@ -31,7 +31,7 @@
 
     python -m bench.training_recipes                    # both parts, about 10 minutes on 2 cores
     python -m bench.training_recipes --skip-accuracy    # the levers only
-    python -m bench.training_recipes --size cpu --skip-levers   # the end-to-end comparison (45 min on a busy machine)
+    python -m bench.training_recipes --size cpu --skip-levers   # the end-to-end comparison (about 25 minutes)
 
 Run it with nothing else of yours running. The training recipes themselves: crsky.training.
 """
@@ -47,6 +47,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from crsky import experiment  # noqa: E402
+from crsky.training import FAST_OPTIONS  # noqa: E402
 
 # name: (build_reference_model options, fixed graph, batch size, jit_compile)
 LEVERS = {
@@ -70,7 +71,7 @@ _NEW = {"batch_size": _CPU.batch_size, "epochs": _CPU.epochs, "learning_rate": _
 RECIPES = {
     "old": {"batch_size": 32, "epochs": 5, "learning_rate": 3e-3},
     "new": {**_NEW, "fixed_graph": True},
-    "new+": {**_NEW, "fixed_graph": True, "dense_per_point": True},
+    "new+": {**_NEW, **FAST_OPTIONS},
 }
 
 

@@ -2,7 +2,7 @@
 on the test split (with the energies as they are and permuted within each map) next to
 every classical baseline on the same maps, and write plots and a summary.
 
-    python -m crsky.main                       # CPU-sized default, about 8 minutes on 2 cores
+    python -m crsky.main                       # CPU-sized default, about 7 minutes on 2 cores
     python -m crsky.main --n-maps 50000 --epochs 10 --batch-size 64 --learning-rate 3e-3   # the full exercise (GPU)
 """
 
