@@ -6,8 +6,8 @@ and test accuracy of each, as ratios), simulator throughput (simulator.py) and g
 seconds per submission (grading.py), each in its own process, then their headline lines
 together.
 
-    python -m bench.all             # CPU here: about 15 minutes
-    python -m bench.all --quick     # fewer steps, maps and students: about 6 minutes
+    python -m bench.all             # CPU here: about 25 minutes
+    python -m bench.all --quick     # fewer steps, maps and students: about 11 minutes
 
 bench/gpu_check.sh is the GPU counterpart, for a machine without TensorFlow or nbgrader.
 """
