@@ -45,7 +45,6 @@ def run(size, assignments, keep=None, timeout=1800):
     import nbformat
 
     os.environ["CRSKY_SIZE"] = size
-    os.environ.pop("CRSKY_GRADING_SEED", None)
     results = {}
     with tempfile.TemporaryDirectory() as work:
         for assignment, nb, seconds in execute_solutions(work, assignments, timeout):

@@ -3,6 +3,7 @@ course's set-up typed in one place only."""
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -19,37 +20,84 @@ def module_name(path):
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def project_imports(path):
-    """Project modules imported anywhere in the file (functions included)."""
+def project_imports(path, modules):
+    """Project modules imported anywhere in the file (functions included): ``from crsky.grading
+    import cluster`` and ``from . import cluster`` import the module ``crsky.grading.cluster``
+    (one of ``modules``), ``from crsky.grading import check`` the package ``crsky.grading``."""
+    this = module_name(path)
+    package = this if path.name == "__init__.py" else this.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "crsky":
-                found |= {f"crsky.{alias.name}" for alias in node.names}
-            elif node.module.startswith("crsky.") or node.module == "edgeconv":
-                found.add(node.module)
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from the file's own package upwards
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = ".".join(filter(None, [base, node.module]))
+            else:
+                module = node.module or ""
+            if module.split(".")[0] not in ("crsky", "edgeconv"):
+                continue
+            for alias in node.names:
+                found.add(f"{module}.{alias.name}" if f"{module}.{alias.name}" in modules else module)
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] in ("crsky", "edgeconv")}
-    return found - {module_name(path)}
+    return found - {this}
 
 
-def test_the_package_has_no_import_circle():
-    graph = {module_name(p): project_imports(p) for p in SOURCES}
+def import_graph(paths):
+    modules = {module_name(p) for p in paths}
+    return {module_name(p): project_imports(p, modules) for p in paths}
+
+
+def find_circle(graph):
+    """The first import circle of ``graph`` (module -> modules it imports) as a list of
+    modules, the first repeated at the end; None when there is none."""
     state = {}
 
     def visit(module, path):
         state[module] = "open"
         for dependency in sorted(graph.get(module, ())):
             if state.get(dependency) == "open":
-                pytest.fail("import circle: " + " -> ".join(path + [dependency]))
+                return path[path.index(dependency):] + [dependency]
             if dependency not in state:
-                visit(dependency, path + [dependency])
+                circle = visit(dependency, path + [dependency])
+                if circle:
+                    return circle
         state[module] = "done"
+        return None
 
     for module in sorted(graph):
         if module not in state:
-            visit(module, [module])
+            circle = visit(module, [module])
+            if circle:
+                return circle
+    return None
+
+
+def test_the_package_has_no_import_circle():
+    graph = import_graph(SOURCES)
+    circle = find_circle(graph)
+    assert circle is None, "import circle: " + " -> ".join(circle)
     assert "crsky.simulate" not in graph["crsky.fileformat"] and "crsky.dataset" not in graph["crsky.simulate"]
+
+
+def test_the_circle_finder_sees_circles_inside_a_package(tmp_path, monkeypatch):
+    """Imports of a package's modules by ``from package import module``, relative or inside
+    a function, are edges of the graph: two modules that import each other so are a circle."""
+    folder = tmp_path / "crsky" / "grading"
+    folder.mkdir(parents=True)
+    (tmp_path / "crsky" / "__init__.py").write_text("")
+    (tmp_path / "crsky" / "experiment.py").write_text("import numpy\n")
+    (folder / "__init__.py").write_text("from crsky.grading.tool import helper\n")
+    (folder / "tool.py").write_text("def helper():\n    from crsky.grading import runner\n")
+    (folder / "runner.py").write_text("from . import tool\nfrom crsky import experiment\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    graph = import_graph(sorted(tmp_path.rglob("*.py")))
+    assert graph == {"crsky": set(), "crsky.experiment": set(), "crsky.grading": {"crsky.grading.tool"},
+                     "crsky.grading.tool": {"crsky.grading.runner"},
+                     "crsky.grading.runner": {"crsky.grading.tool", "crsky.experiment"}}
+    assert find_circle(graph) == ["crsky.grading.tool", "crsky.grading.runner", "crsky.grading.tool"]
+    (folder / "runner.py").write_text("from crsky import experiment\n")
+    assert find_circle(import_graph(sorted(tmp_path.rglob("*.py")))) is None
 
 
 def test_nothing_changes_sys_path():
