@@ -48,7 +48,9 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-MiB = 1 << 20
+from crsky import limits as _limits
+from crsky.limits import size_text as _size
+
 STUDENT_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\Z")
 # Skipped silently wherever they appear: editor, Python and macOS clutter.
 JUNK = frozenset({".ipynb_checkpoints", "__pycache__", ".DS_Store", "__MACOSX"})
@@ -63,16 +65,16 @@ _OPEN_DIR = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Sizes in bytes and counts; the defaults leave room for an executed notebook with
+    """Sizes in bytes and counts; the defaults (``crsky.limits``) leave room for an executed notebook with
     figures (the course's are under 20 KB unexecuted) and the trained model (220 KB for
     the textbook model), and stop what no honest submission needs."""
 
-    notebook_bytes: int = 20 * MiB
-    model_bytes: int = 25 * MiB  # a ``.keras`` or ``.h5`` file
-    other_file_bytes: int = 25 * MiB
-    submission_bytes: int = 100 * MiB  # everything staged for one student, counted as written
-    files: int = 200  # files staged for one student (and, apart, folders below the assignment folders)
-    zip_members: int = 1000  # members of one zip, folders and macOS clutter included
+    notebook_bytes: int = _limits.NOTEBOOK_BYTES
+    model_bytes: int = _limits.MODEL_BYTES  # a ``.keras`` or ``.h5`` file
+    other_file_bytes: int = _limits.OTHER_FILE_BYTES
+    submission_bytes: int = _limits.SUBMISSION_BYTES  # everything staged for one student, counted as written
+    files: int = _limits.SUBMISSION_FILES  # files staged for one student (and, apart, folders below the assignment folders)
+    zip_members: int = _limits.ZIP_MEMBERS  # members of one zip, folders and macOS clutter included
 
 
 @dataclasses.dataclass
@@ -619,14 +621,6 @@ def _notebook_problem(path):
         first = (str(error).strip().splitlines() or [""])[0]
         return f"{type(error).__name__}: {first[:200]}"
     return None
-
-
-def _size(n):
-    if n >= MiB:
-        return f"{n / MiB:.1f} MiB"
-    if n >= 1024:
-        return f"{n / 1024:.0f} KiB"
-    return f"{n} bytes"
 
 
 # ------------------------------------------------------------------ checksums

@@ -4,6 +4,8 @@ into the environment's Jupyter config folder (``<prefix>/etc/jupyter``) by insta
 
 import os
 
+from crsky.limits import CELL_TIMEOUT_S
+
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
 c.CourseDirectory.course_id = os.environ.get("CRSKY_COURSE_ID", "crsky")
@@ -11,5 +13,5 @@ c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE_ROOT", "/srv/nbgrader/exchan
 # The exchange is one folder for the course: /srv/nbgrader/exchange/<course id>/{outbound,inbound,feedback}.
 c.Exchange.path_includes_course = False
 # The Validate button runs the notebook as the grader does (training skipped, see
-# crsky.course.grading_run); the same per-cell limit as grading/nbgrader_config.py.
-c.Execute.timeout = 120
+# crsky.course.grading_run); the same per-cell limit as autograde (crsky.limits).
+c.Execute.timeout = CELL_TIMEOUT_S
