@@ -9,6 +9,10 @@ c = get_config()  # noqa: F821 (provided by nbgrader)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COURSE = os.path.join(ROOT, "grading", "course")
+try:  # the gradebook's folder: git keeps no empty folder and nbgrader creates none (a fresh clone lacks it)
+    os.makedirs(COURSE, exist_ok=True)
+except OSError:  # a read-only checkout (a grading worker's) is given its gradebook elsewhere
+    pass
 
 c.CourseDirectory.course_id = "crsky"
 c.CourseDirectory.root = ROOT
