@@ -186,13 +186,19 @@ def nbgrader_env(folder):
 
 
 def read_seed(seed_file):
-    """The hidden seed from ``seed_file`` (one non-negative integer), or None without a file."""
+    """The hidden seed from ``seed_file``, or None without a file. The file is refused (with
+    the fix) unless it is private, outside the checkout and every folder a sandbox mounts, and
+    holds a seed written nowhere in the repository (:func:`crsky.grading.seed.read_seed_file`)."""
     if not seed_file:
         return None
-    text = Path(seed_file).read_text().strip()
-    if not text.isdigit():
-        raise GradingError(f"the seed file {seed_file} must hold one non-negative integer, got {text[:40]!r}")
-    return int(text)
+    from crsky.grading import seed as seeds
+
+    mounted = [*sandbox.python_installation(sys.executable), COURSE_ROOT,
+               *(f"/{name}" for name in sandbox.SYSTEM_ENTRIES)]
+    try:
+        return seeds.read_seed_file(seed_file, forbidden_folders=mounted)
+    except seeds.SeedError as error:
+        raise GradingError(str(error)) from None
 
 
 def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=120, task_timeout_s=900,
@@ -614,8 +620,9 @@ def main(argv=None):
     parser.add_argument("--results", default="grading/results", help="where grades and feedback go")
     parser.add_argument("--workdir", default=None,
                         help="an empty folder for the course files and the gradebook (default: a new temporary folder)")
-    parser.add_argument("--seed-file", default=None, help="file with the hidden held-out seed (keep it outside the "
-                                                          "repository and away from students)")
+    parser.add_argument("--seed-file", default=None,
+                        help="file with the hidden held-out seed, made once with `python -m crsky.grading.seed new` "
+                             "(~/.config/crsky/heldout.seed, mode 0600, outside the checkout)")
     parser.add_argument("--timeout", type=int, default=120, help="seconds per notebook cell (default 120)")
     parser.add_argument("--task-timeout", type=int, default=900, help="seconds per notebook in all (default 900)")
     parser.add_argument("--workers", type=int, default=None, help="local Dask workers (default: the CPU cores)")
