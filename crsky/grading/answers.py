@@ -1,0 +1,156 @@
+"""Which cells of a submission the grader runs to score it, and in which order.
+
+The protected test run (:mod:`crsky.grading.runner`) gets a plan built here from two
+notebooks: the instructor's (nbgrader's source: set-up cells, tests with hidden tests) and
+the student's submission. It runs
+
+1. the **set-up**: the instructor's code cells before the first answer cell that are
+   neither answers nor tests (imports, data), never the student's copy of them;
+2. then, in the instructor's order, each **answer** (the student's cell with that answer
+   cell's ``grade_id``) and each **test** (the instructor's cell). Right before an answer,
+   the student's own cells it needs: a cell that defines a name the answer reads and no
+   set-up or answer cell defines (a helper in a cell of its own), and what those need.
+
+Nothing else of the submission runs: exploration, timing, plots or shell commands in
+other cells can neither change a score nor be flagged.
+"""
+
+import ast
+import builtins
+
+from IPython.core.inputtransformer2 import TransformerManager
+
+BUILTIN_NAMES = frozenset(dir(builtins)) | {"get_ipython", "display", "In", "Out"}
+
+
+def nbgrader_meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def is_answer(cell):
+    return cell.get("cell_type") == "code" and bool(nbgrader_meta(cell).get("solution"))
+
+
+def is_test(cell):
+    meta = nbgrader_meta(cell)
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def python(source):
+    """A cell as plain Python (IPython's magics and shell escapes become calls)."""
+    return TransformerManager().transform_cell(source)
+
+
+def _tree(source):
+    try:
+        return ast.parse(python(source))
+    except (SyntaxError, ValueError):
+        return None
+
+
+def bound_names(source):
+    """Names a cell binds at notebook level (assignments, defs, classes, imports)."""
+    tree = _tree(source)
+    if tree is None:
+        return set()
+    names = set()
+    for node in tree.body:
+        for child in ast.walk(node) if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                             ast.ClassDef)) else [node]:
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(child.name)
+            elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                names.add(child.id)
+            elif isinstance(child, (ast.Import, ast.ImportFrom)):
+                names |= {alias.asname or alias.name.split(".")[0] for alias in child.names if alias.name != "*"}
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for child in ast.walk(node):
+                if isinstance(child, ast.Global):
+                    names |= set(child.names)
+    return names
+
+
+def read_names(source):
+    """Names a cell reads anywhere (function bodies included) that it does not bind itself."""
+    tree = _tree(source)
+    if tree is None:
+        return set()
+    loaded = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    bound = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {alias.asname or alias.name.split(".")[0] for alias in node.names}
+    return loaded - bound - BUILTIN_NAMES
+
+
+def where(nb, index):
+    """How a student finds a cell: its grade_id, or 'code cell N' counting code cells only."""
+    cell = nb.cells[index]
+    grade_id = nbgrader_meta(cell).get("grade_id")
+    number = sum(c.cell_type == "code" for c in nb.cells[:index + 1])
+    return f"{grade_id} (code cell {number})" if grade_id else f"code cell {number}"
+
+
+def plan(source_nb, submitted_nb, timeout=120):
+    """The protected run's plan: ``{"steps": [{"kind", "id", "source", "where"}], "answer_names", "timeout"}``.
+
+    ``kind`` is ``setup``, ``helper`` (a student cell an answer needs), ``answer`` or ``test``;
+    ``id`` the grade_id (tests, answers) or where the cell is. A missing answer cell runs as
+    an empty cell (its tests then fail with a NameError that says which name is missing)."""
+    cells = source_nb.cells
+    first_answer = next((i for i, c in enumerate(cells) if is_answer(c)), len(cells))
+    steps = [{"kind": "setup", "id": f"setup {i}", "source": c.source, "where": f"set-up cell {i}"}
+             for i, c in enumerate(cells[:first_answer]) if c.cell_type == "code" and not is_test(c)]
+    provided = set().union(*(bound_names(s["source"]) for s in steps)) if steps else set()
+    answers = {}
+    for i, cell in enumerate(submitted_nb.cells):
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if is_answer(cell) and grade_id and grade_id not in answers:
+            answers[grade_id] = (i, cell.source)
+    answer_ids = [nbgrader_meta(c).get("grade_id") for c in cells if is_answer(c)]
+    answer_names = set()
+    for grade_id in answer_ids:
+        answer_names |= bound_names(answers.get(grade_id, (0, ""))[1])
+        answer_names |= bound_names(next(c.source for c in cells if nbgrader_meta(c).get("grade_id") == grade_id))
+    # The student's other code cells, by the names they bind (the last binding before use wins).
+    student_cells = [(i, c.source) for i, c in enumerate(submitted_nb.cells)
+                     if c.cell_type == "code" and not nbgrader_meta(c).get("grade_id")]
+    binders = {}
+    for i, source in student_cells:
+        for name in bound_names(source):
+            binders.setdefault(name, []).append((i, source))
+    included = set()
+    for cell in cells[first_answer:]:
+        meta = nbgrader_meta(cell)
+        if is_answer(cell):
+            grade_id = meta.get("grade_id")
+            index, source = answers.get(grade_id, (None, ""))
+            for helper_index, helper_source in _needed(source, index, provided | answer_names, binders, included):
+                steps.append({"kind": "helper", "id": where(submitted_nb, helper_index), "source": helper_source,
+                              "where": where(submitted_nb, helper_index)})
+            steps.append({"kind": "answer", "id": grade_id, "source": source,
+                          "where": where(submitted_nb, index) if index is not None else f"{grade_id} (missing)"})
+        elif is_test(cell) and not (cell.metadata.get("crsky") or {}).get("scored_by_grader"):
+            steps.append({"kind": "test", "id": meta.get("grade_id"), "source": cell.source,
+                          "where": meta.get("grade_id")})
+    return {"steps": steps, "answer_names": sorted(answer_names), "timeout": timeout}
+
+
+def _needed(source, before, provided, binders, included):
+    """The student cells (index, source), in notebook order, that define what ``source`` reads."""
+    wanted, found, todo = set(), [], [source]
+    while todo:
+        for name in read_names(todo.pop()) - provided - wanted:
+            wanted.add(name)
+            candidates = [c for c in binders.get(name, []) if before is None or c[0] < before] or binders.get(name, [])
+            if candidates:
+                index, helper = candidates[-1]
+                if index not in included:
+                    included.add(index)
+                    found.append((index, helper))
+                    todo.append(helper)
+    return sorted(found)

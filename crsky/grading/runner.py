@@ -1,0 +1,464 @@
+"""The protected test run: what scores a notebook's autograded tests.
+
+Run by the grader as ``python -m crsky.grading.runner`` inside the grading sandbox, with a
+plan on standard input (JSON, :func:`crsky.grading.answers.plan`): the release's set-up
+cells, the student's answer cells (and the student cells an answer needs), the
+instructor's test cells, in notebook order. It writes one JSON line per step to standard
+output and nothing else there. Why the verdicts cannot be changed by the student's code,
+other than by the answer itself:
+
+* **Student code never runs on the grader's stack.** Every cell runs in one worker thread
+  (Keras keeps its state per thread); the main thread only waits, compares and reports.
+  Python lets signal handlers be set from the main thread only, and an audit hook refuses
+  new threads while student code runs, so no student code can ever run on the main
+  thread: the main thread's frames, its snapshot and its channel are out of reach.
+* **Trusted references.** After the set-up cells and before any student code, the main
+  thread takes a snapshot (immutable tuples) of the attributes of every loaded module
+  (``builtins`` and ``sys`` included), of ``sys.meta_path``, the signal handlers and the
+  interval timers. After every student step it names each difference precisely (a
+  *finding*) and puts the originals back, so the tests run against the real numpy, Keras,
+  networkx and course package. Attributes of classes are guarded by the audit hook
+  (``object.__setattr__`` on a class is recorded and undone).
+* **What reaches below that is refused** while student code runs (audit hook, PEP 578):
+  ``ctypes``, ``gc.get_objects``/``get_referrers``/``get_referents``, ``sys._current_frames``,
+  ``sys.settrace``/``setprofile``, new audit hooks, threads, ``os.fork``, and rewriting the
+  code or defaults of a function that is not the student's own.
+* **Tests read their own data.** Each test cell runs in a fresh namespace built from the
+  set-up's names (arrays copied into read-only buffers that cannot be made writable
+  again) plus the answers' names; afterwards the namespace is checked: a name the
+  student's code rebound during the test is a finding and fails the test.
+* **One message per step.** The worker reports through a pipe; the main thread accepts a
+  step as finished only when the worker thread is really back in its idle wait, and
+  treats any other bytes on the pipe, or a pipe replaced by ``dup2``, as a finding.
+
+What a finding means is the grader's business (:mod:`crsky.grading.nbgrader_steps`): the
+notebook's test points are withheld for review, with each finding's words.
+"""
+
+import builtins
+import json
+import os
+import select
+import sys
+import threading
+
+BLOCKED_EVENTS = frozenset({
+    "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames", "sys.settrace",
+    "sys.setprofile", "sys.addaudithook", "_thread.start_new_thread", "os.fork", "os.forkpty",
+    "threading.settrace", "threading.setprofile", "sys.monitoring.register_callback",
+})
+FUNCTION_INTERNALS = frozenset({"__code__", "__defaults__", "__kwdefaults__", "__globals__", "__closure__"})
+OUTPUT_LIMIT = 20_000   # characters of a step's stdout/stderr kept for the feedback
+
+
+class StepBuffer:
+    """A text stream that keeps what a step printed (up to OUTPUT_LIMIT characters)."""
+
+    def __init__(self):
+        self.parts, self.size = [], 0
+
+    def write(self, text):
+        text = str(text)
+        if self.size < OUTPUT_LIMIT:
+            self.parts.append(text[:OUTPUT_LIMIT - self.size])
+            self.size += len(self.parts[-1])
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def getvalue(self):
+        return "".join(self.parts)
+
+
+def _freeze(value, np):
+    """Set-up data as the tests get it: arrays copied into buffers that cannot be made
+    writable again, lists and tuples of them as tuples, dicts as read-only mappings."""
+    import types
+
+    if np is not None and type(value) is np.ndarray:
+        return np.frombuffer(value.tobytes(), dtype=value.dtype).reshape(value.shape)
+    if type(value) in (list, tuple):
+        return tuple(_freeze(item, np) for item in value)
+    if type(value) is dict:
+        return types.MappingProxyType({key: _freeze(item, np) for key, item in value.items()})
+    return value
+
+
+def _snapshot_modules():
+    """((module name, module dict, ((attribute, value), ...)), ...) for every loaded module."""
+    out = []
+    for name, module in list(sys.modules.items()):
+        try:
+            namespace = object.__getattribute__(module, "__dict__")
+        except (AttributeError, TypeError):
+            continue
+        if type(namespace) is dict:
+            out.append((name, namespace, tuple(namespace.items())))
+    return tuple(out)
+
+
+def _worker(commands, results, state, student_box, setup_steps, _set_idle,
+            _read=os.read, _write=os.write, _exec=exec, _eval=eval, _type=type, _str=str,
+            _isinstance=isinstance, _float=float, _int=int, _bool=bool, _len=len, _dict=dict, _tuple=tuple,
+            _base_exc=BaseException, _sys=sys, _builtins_items=tuple(vars(builtins).items())):
+    """The worker thread: runs the step whose index each command names, until index -1.
+
+    Everything it uses is bound here, before any student code runs: rebinding names of a
+    module, of the builtins or of this module cannot change what it does, and what it
+    reads (the steps, the tests' data) is immutable."""
+    import marshal
+
+    dumps = marshal.dumps
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    user = shell.user_ns
+    state.append(shell)
+    n_setup = _len(setup_steps)
+    student_steps = None
+    _set_idle()
+    while True:
+        header = _read(commands, 8)
+        index = _int(header) if header else -1
+        if index < 0:
+            return
+        if index < n_setup:
+            kind, source, compiled, base, answers = setup_steps[index]
+        else:
+            if student_steps is None:
+                student_steps = student_box[0]     # taken once, before any student code runs
+            kind, source, compiled, base, answers = student_steps[index - n_setup]
+        stdout, stderr = StepBuffer(), StepBuffer()
+        _sys.stdout, _sys.stderr = stdout, stderr
+        status, ename, evalue, value, rebound = "ok", "", "", None, ()
+        try:
+            if kind == "test":
+                namespace = _dict(base)
+                for name in answers:
+                    if name in user:
+                        namespace[name] = user[name]
+                namespace["__builtins__"] = _dict(_builtins_items)
+                before = _tuple(namespace.items())
+                _exec(compiled[0], namespace)
+                last = _eval(compiled[1], namespace) if compiled[1] is not None else None
+                if _type(last) in (_int, _float):
+                    value = _float(last)
+                rebound = _tuple(name for name, item in before if namespace.get(name, before) is not item)
+            else:
+                result = shell.run_cell(source, store_history=True)
+                error = result.error_before_exec or result.error_in_exec
+                if error is not None:
+                    status, ename, evalue = "error", _type(error).__name__, _str(error)[:2000]
+        except _base_exc as error:  # a failing test: its exception is the verdict
+            status, ename, evalue = "error", _type(error).__name__, _str(error)[:2000]
+        _sys.stdout, _sys.stderr = _sys.__stdout__, _sys.__stderr__
+        try:
+            message = dumps((index, status, _str(ename), _str(evalue), value, _str(stdout.getvalue()),
+                             _str(stderr.getvalue()), rebound))
+        except _base_exc:
+            message = dumps((index, "error", "TamperingDetected", "the step's result could not be read", None,
+                             "", "", ()))
+        _set_idle()
+        _write(results, b"%08d" % _len(message) + message)
+
+
+def _compile_test(source, filename):
+    """A test cell as IPython runs it: (statements, last expression or None), compiled."""
+    import ast
+
+    tree = ast.parse(source, filename)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = compile(ast.Expression(tree.body.pop().value), filename, "eval")
+    return compile(tree, filename, "exec"), last
+
+
+def main():
+    plan = json.loads(sys.stdin.read())
+    channel = os.dup(1)                          # the one way out; fd 1 and 2 go to a log file
+    log = os.open("runner.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    import marshal
+    import time
+
+    own_globals = globals()
+    builtins_dict = vars(builtins)
+    # What the main thread itself must find unchanged: the builtins and this module's names.
+    trusted_items = ((builtins_dict, tuple(builtins_dict.items())), (own_globals, tuple(own_globals.items())))
+    channel_id = os.fstat(channel)
+
+    def send(record):
+        now = os.fstat(channel)
+        if (now.st_dev, now.st_ino) != (channel_id.st_dev, channel_id.st_ino):
+            os._exit(3)  # the channel was replaced: say nothing rather than through a stranger's pipe
+        os.write(channel, (json.dumps(record) + "\n").encode())
+
+    steps = plan["steps"]
+    answers = tuple(plan.get("answer_names", ()))
+    timeout = plan.get("timeout", 120)
+    n_setup = 0
+    while n_setup < len(steps) and steps[n_setup]["kind"] == "setup":
+        n_setup += 1
+    setup_steps = tuple(("setup", step["source"], None, (), ()) for step in steps[:n_setup])
+    command_read, command_write = os.pipe()
+    result_read, result_write = os.pipe()
+    result_id = os.fstat(result_write)
+    state, student_box, worker_ident = [], [None], []
+    idle = threading.Event()
+    guard = [False]
+    recorded, refused = [], []
+    missing = object()
+
+    trusted_code = [frozenset()]   # code objects of the libraries, known once the set-up has run
+
+    def audit(event, args, _guard=guard, _ident=threading.get_ident, _worker=worker_ident, _blocked=BLOCKED_EVENTS,
+              _internals=FUNCTION_INTERNALS, _recorded=recorded, _refused=refused, _type=type, _getattr=getattr,
+              _isinstance=isinstance, _error=RuntimeError, _missing=missing, _frame=sys._getframe, _id=id,
+              _trusted=trusted_code):
+        if not _guard[0] or not _worker or _ident() != _worker[0]:
+            return
+        if event in _blocked or event.startswith("ctypes."):
+            _refused.append(event)
+            raise _error(f"the grader does not allow {event} in graded code")
+        if event == "object.__setattr__" or event == "object.__delattr__":
+            target, name = args[0], args[1]
+            if not (_isinstance(target, _type) or name in _internals):
+                return
+            if _getattr(target, "__module__", "__main__") == "__main__":
+                return  # the notebook's own classes and functions
+            # Who sets it: a library's own code (lazy set-up, caches), or code the notebook wrote?
+            setter = _frame(1).f_code
+            by_library = _id(setter) in _trusted[0]
+            try:
+                old = (target.__dict__.get(name, _missing) if _isinstance(target, _type)
+                       else object.__getattribute__(target, name))
+            except AttributeError:
+                old = _missing
+            _recorded.append((target, name, old, event, by_library))
+
+    sys.addaudithook(audit)
+    thread = threading.Thread(target=_worker, name="crsky-cells", daemon=True,
+                              args=(command_read, result_write, state, student_box, setup_steps, idle.set))
+    thread.start()
+    worker_ident.append(thread.ident)
+    idle.wait(120)
+    worker_code = _worker.__code__
+
+    def wait_result(index, limit):
+        deadline = time.monotonic() + limit
+        if not select.select([result_read], [], [], limit)[0]:
+            return None, []
+        problems = []
+        header = os.read(result_read, 8)
+        try:
+            size = int(header)
+        except ValueError:
+            return None, ["the notebook wrote into the grader's result pipe"]
+        data = b""
+        while len(data) < size:
+            chunk = os.read(result_read, size - len(data))
+            if not chunk:
+                break
+            data += chunk
+        # A step is finished only when the worker thread is back in its wait for a command.
+        while True:
+            frame = sys._current_frames().get(thread.ident)
+            if frame is not None and frame.f_code is worker_code and idle.is_set():
+                break
+            if time.monotonic() > deadline:
+                problems.append("a result arrived while the notebook's code was still running (a forged result)")
+                return None, problems
+            time.sleep(0.005)
+        if select.select([result_read], [], [], 0)[0]:
+            problems.append("more than one result arrived for one step (the notebook wrote into the grader's pipe)")
+            os.read(result_read, 1 << 20)
+        now = os.fstat(result_write)
+        if (now.st_dev, now.st_ino) != (result_id.st_dev, result_id.st_ino):
+            problems.append("the grader's result pipe was replaced (os.dup2)")
+        try:
+            result = marshal.loads(data)
+        except (ValueError, EOFError, TypeError):
+            return None, problems + ["an unreadable result"]
+        if type(result) is not tuple or len(result) != 8 or result[0] != index:
+            return None, problems + ["a result for another step arrived (a forged result)"]
+        return result[1:], problems
+
+    snapshot = handlers = meta_path = None
+    for index, step in enumerate(steps):
+        kind = step["kind"]
+        if index == n_setup:
+            snapshot, base, handlers, meta_path = _take_snapshot(state[0])
+            trusted_code[0] = _library_code(snapshot)
+            student = []
+            for later in steps[n_setup:]:
+                compiled = (_compile_test(later["source"], f"<test {later.get('id')}>")
+                            if later["kind"] == "test" else None)
+                student.append((later["kind"], later["source"] if later["kind"] != "test" else "", compiled,
+                                tuple(base.items()) if later["kind"] == "test" else (), answers))
+            student_box[0] = tuple(student)
+        idle.clear()
+        guard[0] = kind != "setup"
+        os.write(command_write, b"%08d" % index)
+        result, problems = wait_result(index, timeout)
+        guard[0] = False
+        # First, with nothing but bytecode, the builtins and this module's own names.
+        findings = []
+        for namespace, items in trusted_items:
+            for name, value in items:
+                if namespace.get(name, missing) is not value:
+                    namespace[name] = value
+                    if namespace is builtins_dict:
+                        findings.append(f"replaced builtins.{name}")
+        findings += problems
+        if refused:
+            findings += [f"refused: {event}" for event in dict.fromkeys(refused)]
+            refused.clear()
+        tampered_during_test = False
+        if snapshot is not None:
+            changes = _restore(snapshot, handlers, meta_path, recorded, missing)
+            findings += changes
+            tampered_during_test = kind == "test" and bool(changes or problems)
+        if result is None:
+            send({"step": index, "status": "timeout" if not problems else "error", "findings": sorted(set(findings)),
+                  "ename": "CellTimeoutError" if not problems else "TamperingDetected",
+                  "evalue": f"no result within {timeout} s" if not problems else "; ".join(problems)})
+            os._exit(0)
+        status, ename, evalue, value, stdout, stderr, rebound = result
+        if tampered_during_test and status == "ok":
+            status, ename, evalue = "error", "TamperingDetected", "the code under test changed the grader's references"
+        if rebound:
+            findings.append("names of the test were rebound while it ran: " + ", ".join(map(str, rebound)))
+            status, ename, evalue = "error", "TamperingDetected", "the test's own names were changed while it ran"
+        send({"step": index, "status": status, "ename": ename, "evalue": evalue, "value": value,
+              "stdout": stdout, "stderr": stderr, "findings": sorted(set(findings))})
+    send({"end": len(steps)})
+    os._exit(0)
+
+
+def _take_snapshot(shell):
+    """The trusted state, taken after the set-up cells and before any student code."""
+    import signal
+
+    np = sys.modules.get("numpy")
+    base = {name: _freeze(value, np) for name, value in shell.user_ns.items()
+            if not name.startswith("_") and name not in ("In", "Out", "exit", "quit", "get_ipython")}
+    handlers = []
+    for number in range(1, signal.NSIG):
+        try:
+            handlers.append((number, signal.getsignal(number)))
+        except (ValueError, OSError):
+            pass
+    user = shell.user_ns
+    modules = tuple(m for m in _snapshot_modules() if m[1] is not user)  # the notebook's namespace is the student's
+    return modules, base, tuple(handlers), tuple(sys.meta_path)
+
+
+BENIGN_PREFIXES = ("__warningregistry__", "__loader__", "__spec__", "_abc_")
+# Packages whose non-callable public attributes (constants such as numpy.pi) are guarded too.
+WATCHED_DATA = frozenset({"builtins", "numpy", "keras", "networkx", "crsky", "edgeconv", "math", "sys"})
+
+
+def _library_code(snapshot):
+    """ids of the code objects of every function and method the loaded modules define
+    (nested functions included): the code a library runs on its own."""
+    import types
+
+    found, seen = set(), set()
+
+    def add_code(code):
+        if id(code) in found:
+            return
+        found.add(id(code))
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                add_code(const)
+
+    def add(value, depth):
+        if id(value) in seen:
+            return
+        seen.add(id(value))
+        if isinstance(value, types.FunctionType):
+            add_code(value.__code__)
+        elif isinstance(value, (staticmethod, classmethod)):
+            add(value.__func__, depth)
+        elif isinstance(value, property):
+            for accessor in (value.fget, value.fset, value.fdel):
+                if accessor is not None:
+                    add(accessor, depth)
+        elif isinstance(value, type) and depth < 2:
+            for item in list(value.__dict__.values()):
+                add(item, depth + 1)
+
+    for _, _, items in snapshot:
+        for _, value in items:
+            add(value, 0)
+    return frozenset(found)
+
+
+def _benign(old, new):
+    """Changes libraries make by themselves: lazy modules resolved, caches."""
+    import types
+
+    return isinstance(old, types.ModuleType) or isinstance(new, types.ModuleType) or \
+        type(old).__name__ in ("LazyLoader", "LazyModule", "_LazyModule")
+
+
+def _restore(snapshot, handlers, meta_path, recorded, missing):
+    """Name every difference from the trusted state and put the originals back."""
+    import signal
+
+    findings = []
+    for module_name, namespace, items in snapshot:
+        get = namespace.get
+        for name, value in items:
+            now = get(name, missing)
+            if now is value:
+                continue
+            if name.startswith(BENIGN_PREFIXES) or (now is not missing and _benign(value, now)):
+                continue
+            if not (callable(value) or module_name.split(".")[0] in WATCHED_DATA) or \
+                    (name.startswith("_") and module_name != "builtins"):
+                continue  # a library's own state (a context, a cache, a flag): not what the tests call
+            where = "builtins" if module_name == "builtins" else module_name
+            findings.append(f"{'deleted' if now is missing else 'replaced'} {where}.{name}")
+            namespace[name] = value
+    while recorded:
+        target, name, old, event, by_library = recorded.pop()
+        label = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}.{name}"
+        if not by_library and not name.startswith("_abc_"):
+            findings.append(f"{'deleted' if event.endswith('delattr__') else 'changed'} {label}")
+        try:
+            if old is missing:
+                type.__delattr__(target, name) if isinstance(target, type) else object.__delattr__(target, name)
+            elif isinstance(target, type):
+                type.__setattr__(target, name, old)
+            else:
+                object.__setattr__(target, name, old)
+        except (AttributeError, TypeError):
+            pass
+    if tuple(sys.meta_path) != meta_path:
+        findings.append("changed sys.meta_path (import hooks)")
+        sys.meta_path[:] = list(meta_path)
+    for number, handler in handlers:
+        if signal.getsignal(number) is not handler:
+            findings.append(f"installed a handler for signal {signal.Signals(number).name}")
+            try:
+                signal.signal(number, handler)
+            except (ValueError, OSError, TypeError):
+                pass
+    for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+        if signal.getitimer(timer) != (0.0, 0.0):
+            findings.append("started an interval timer (signal.setitimer/alarm)")
+            signal.setitimer(timer, 0)
+    return sorted(set(findings))
+
+
+if __name__ == "__main__":
+    main()
