@@ -1,6 +1,6 @@
-"""The textbook's kernel network and reference Dynamic Graph CNN (Exercise 10.1), the
-model inputs built from sky maps, and the layer that makes the energy visible to the
-network."""
+"""The textbook's kernel network and a kernel that reads the edges of the sky graph, the
+course's Dynamic Graph CNN (Exercise 10.1), the model inputs built from sky maps, and the
+layer that makes the energy visible to the network."""
 
 import keras
 import numpy as np
@@ -61,8 +61,8 @@ class EnergyScaling(layers.Layer):
                                        "reference_eev": self.reference_eev, "mean": self.mean}
 
 
-def kernel_nn(data, nodes=16, bn_momentum=0.99):
-    """The textbook's kernel network h(x_i, x_j).
+def textbook_kernel(data, nodes=16, bn_momentum=0.99):
+    """The textbook's kernel network h(x_i, x_j) = MLP([x_i, x_i - x_j]).
 
     Args:
         data: list ``[x_i, x_j]`` of Keras tensors ``(None, C)``: central point and neighbour.
@@ -76,34 +76,107 @@ def kernel_nn(data, nodes=16, bn_momentum=0.99):
     x_i, x_j = data
     difference = layers.Subtract()([x_i, x_j])  # translation invariance
     x = layers.Concatenate(axis=-1)([x_i, difference])  # plus the absolute position
+    return _three_dense(x, nodes, bn_momentum)
+
+
+def _three_dense(x, nodes, bn_momentum):
     for _ in range(3):
         x = layers.Dense(nodes, use_bias=False, activation="relu")(x)
         x = layers.BatchNormalization(momentum=bn_momentum)(x)
     return x
 
 
-def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_momentum=0.99, agg_func="mean",
-                          energy_scaling=True, energy_deflection_deg_eev=320.0, layer_class=EdgeConv,
-                          sky_graph="per_layer", **layer_options):
-    """The textbook's DGCNN: two EdgeConvs on the fixed sky graph, one dynamic.
+@keras.saving.register_keras_serializable(package="crsky")
+class EdgeFeatures(layers.Layer):
+    """What an edge of the sky graph says about a street, from ``[x_i, x_j]`` ``(None, 4)``
+    each holding (energy feature, x, y, z) of the centre and of a neighbour.
 
-    Inputs are ``[points (batch, P, 3), features (batch, P, 4)]``, the features being
-    (normalised energy, x, y, z); the output is ``(batch, 2)`` softmax probabilities
-    (isotropic, signal). With the defaults it has 4,770 parameters (4,434 trainable).
-    ``layer_class`` (an EdgeConv or a subclass) and ``layer_options`` (e.g.
-    ``knn_method="top_k"``) choose the graph layer, for benchmarks and experiments.
-    ``energy_scaling``: pass the features through :class:`EnergyScaling` first (no
-    parameters, reference field ``energy_deflection_deg_eev``), so that the network can
-    see the energy; False is the textbook's model.
+    Output ``(None, 5)``, or ``(None, 8)`` with ``products=True`` (default):
+    ``[e_i, e_j - e_i, r_j - r_i, (e_j - e_i) (r_j - r_i)]``: the centre's own energy
+    feature (after :class:`EnergyScaling`, its deflection angle in a reference field), the
+    energy difference to the neighbour, the offset to the neighbour on the sky (3 Cartesian
+    components, radians for small angles) and the offset weighted by the energy difference.
+    Along a street the offset grows with the difference in 1/E, so that last product
+    points the same way for every pair of the street (it sums up over the neighbours to
+    the street's direction) and averages to zero where energies and positions are
+    unrelated. The centre's absolute position is left out: on an isotropic full sky it
+    carries no information, and in the textbook's kernel it takes nearly all the input
+    power of the first Dense layer (docs/physics.md, "The kernel that reads the edge").
+    No trainable weights.
     """
-    points_input = layers.Input((num_points, 3), name="points")
-    feats_input = layers.Input((num_points, 4), name="features")
 
-    def kernel(width):
-        return lambda a: kernel_nn(a, nodes=width, bn_momentum=bn_momentum)
+    def __init__(self, products=True, **kwargs):
+        super().__init__(**kwargs)
+        self.products = bool(products)
 
-    def edgeconv(width):
-        return layer_class(kernel(width), next_neighbors=k, agg_func=agg_func, **layer_options)
+    def call(self, inputs):
+        x_i, x_j = inputs
+        energy = x_i[:, :1]
+        energy_difference = x_j[:, :1] - energy
+        offset = x_j[:, 1:4] - x_i[:, 1:4]
+        parts = [energy, energy_difference, offset]
+        if self.products:
+            parts.append(energy_difference * offset)
+        return ops.concatenate(parts, axis=-1)
+
+    def build(self, input_shape):
+        shapes = [tuple(s) for s in input_shape]
+        if len(shapes) != 2 or any(len(s) != 2 or s[-1] != 4 for s in shapes):
+            raise ValueError("EdgeFeatures expects [x_i, x_j] of shape (None, 4) each: (energy feature, x, y, z), "
+                             f"got {shapes}.")
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return (tuple(input_shape[0])[0], 8 if self.products else 5)
+
+    def get_config(self):
+        return super().get_config() | {"products": self.products}
+
+
+def edge_kernel(data, nodes=8, bn_momentum=0.99, products=True):
+    """A kernel network for the first EdgeConv on the sky that reads the edge.
+
+    h(x_i, x_j) = MLP(BatchNormalization(:class:`EdgeFeatures`([x_i, x_j]))): the centre's
+    energy feature, the energy difference, the offset to the neighbour and (``products``)
+    the offset weighted by the energy difference, each normalised to unit spread over the
+    batch's edges before the three Dense layers, so that an energy difference of a few
+    hundredths of a radian weighs as much as an offset. Not the centre's absolute position.
+
+    Args:
+        data: list ``[x_i, x_j]`` of Keras tensors ``(None, 4)``: (energy feature, x, y, z).
+        nodes: width of the three Dense layers, the output size C'.
+        bn_momentum: momentum of every BatchNormalization's running averages.
+        products: include the offset weighted by the energy difference (3 channels).
+
+    Returns:
+        Keras tensor ``(None, nodes)``.
+    """
+    x = EdgeFeatures(products=products)(list(data))
+    x = layers.BatchNormalization(momentum=bn_momentum)(x)
+    return _three_dense(x, nodes, bn_momentum)
+
+
+KERNELS = ("auto", "edge", "edge-no-products", "textbook")
+
+
+def _first_kernel(kernel, energy_scaling):
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
+    if kernel == "auto":
+        return "edge" if energy_scaling else "textbook"
+    return kernel
+
+
+def _dgcnn_body(points_input, feats_input, k, nodes, bn_momentum, agg_func, kernel, energy_scaling,
+                energy_deflection_deg_eev, layer_class, sky_graph, layer_options):
+    """The EdgeConvs of the reference DGCNN: ``(batch, P, nodes[-1])`` per-point features."""
+    kernel = _first_kernel(kernel, energy_scaling)
+
+    def textbook(width):
+        return lambda a: textbook_kernel(a, nodes=width, bn_momentum=bn_momentum)
+
+    def edgeconv(kernel_func, options):
+        return layer_class(kernel_func, next_neighbors=k, agg_func=agg_func, **options)
 
     features = feats_input
     if energy_scaling:
@@ -114,12 +187,47 @@ def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_mome
         graph = points_input
     else:
         raise ValueError(f"sky_graph must be 'per_layer' or 'shared', got {sky_graph!r}.")
-    x = edgeconv(nodes[0])([graph, features])
+    if kernel == "textbook":
+        first, first_options = textbook(nodes[0]), layer_options
+    else:
+        products = kernel == "edge"
+        first = lambda a: edge_kernel(a, nodes=nodes[0], bn_momentum=bn_momentum, products=products)  # noqa: E731
+        # Its edge features are not linear in (x_i, x_j): the first Dense runs per edge.
+        first_options = {key: value for key, value in layer_options.items() if key != "dense_per_point"}
+    x = edgeconv(first, first_options)([graph, features])
     x = layers.Activation("relu")(x)
-    x = edgeconv(nodes[1])([graph, x])
+    x = edgeconv(textbook(nodes[1]), layer_options)([graph, x])
     x = layers.Activation("relu")(x)
-    x = edgeconv(nodes[2])([x, x])  # dynamic graph
-    x = layers.Activation("relu")(x)
+    x = edgeconv(textbook(nodes[2]), layer_options)([x, x])  # dynamic graph
+    return layers.Activation("relu")(x)
+
+
+def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_momentum=0.99, agg_func="mean",
+                          energy_scaling=True, energy_deflection_deg_eev=320.0, layer_class=EdgeConv,
+                          sky_graph="per_layer", kernel="auto", **layer_options):
+    """The course's DGCNN: two EdgeConvs on the fixed sky graph, one dynamic.
+
+    Inputs are ``[points (batch, P, 3), features (batch, P, 4)]``, the features being
+    (normalised energy, x, y, z); the output is ``(batch, 2)`` softmax probabilities
+    (isotropic, signal).
+
+    ``kernel`` chooses the first EdgeConv's kernel network: ``"edge"``
+    (:func:`edge_kernel`: offset, energy difference, the centre's energy and their
+    products, normalised; 4,802 parameters in all), ``"edge-no-products"`` (the same
+    without the products; 4,766), ``"textbook"`` (:func:`textbook_kernel`, [x_i, x_i - x_j];
+    4,770 parameters, 4,434 trainable) or ``"auto"`` (default): ``"edge"`` with the energy
+    scaling, ``"textbook"`` without. The other two EdgeConvs use :func:`textbook_kernel`.
+    ``energy_scaling``: pass the features through :class:`EnergyScaling` first (no
+    parameters, reference field ``energy_deflection_deg_eev``), so that the network can
+    see the energy; ``energy_scaling=False`` (with ``kernel="auto"``) is the textbook's
+    model. ``layer_class`` (an EdgeConv or a subclass) and ``layer_options`` (e.g.
+    ``knn_method="top_k"``, ``dense_per_point=True``, which the edge kernel does not take
+    and leaves to the later EdgeConvs) choose the graph layer.
+    """
+    points_input = layers.Input((num_points, 3), name="points")
+    feats_input = layers.Input((num_points, 4), name="features")
+    x = _dgcnn_body(points_input, feats_input, k, nodes, bn_momentum, agg_func, kernel, energy_scaling,
+                    energy_deflection_deg_eev, layer_class, sky_graph, layer_options)
     x = layers.GlobalAveragePooling1D(name="embedding")(x)
     # float32 output even under a mixed-precision policy (a stable softmax and loss).
     out = layers.Dense(2, name="classification", activation="softmax", dtype="float32")(x)

@@ -87,8 +87,8 @@ def test_textbook_model_trains():
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_package_reference_model_is_the_textbook_model():
-    model = build_reference_model()
+def test_package_textbook_kernel_model_is_the_textbook_model():
+    model = build_reference_model(kernel="textbook")
     textbook = textbook_model()
     assert model.count_params() == textbook.count_params() == 4770
     assert [w.shape for w in model.weights] == [w.shape for w in textbook.weights]
