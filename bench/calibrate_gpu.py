@@ -18,6 +18,18 @@ H200 at the full size)::
 CPU smoke test::
 
     python -m bench.calibrate_gpu --n-train 600 --n-test 200 --epochs 1 --settings textbook
+
+Kernels against each other on the same maps (``--kernels``, from
+``crsky.models.KERNELS``: the first EdgeConv's kernel network; each is trained with the
+same seed on the same maps) and the ordering task (``--task ordering``: every signal map
+as it is, label 1, and the same map with its energies permuted, label 0; only the energy
+ordering tells them apart). Each kernel's accuracy difference to the others and to every
+classical statistic comes with its paired standard error over the test maps. The CPU
+size on 2 cores, one seed (the fixed sky graph once per map, 3 epochs from 6e-3)::
+
+    KERAS_BACKEND=tensorflow python -m bench.calibrate_gpu --n-train 21600 --n-test 6000 --epochs 3 \
+        --batch-size 32 --learning-rate 6e-3 --fast --processes 1 --seed 1 --settings textbook \
+        --kernels edge textbook
 """
 
 import argparse
@@ -102,8 +114,9 @@ def parallel_features(x, processes, chunk=500):
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def classical(x_train, y_train, x_test, y_test, processes):
-    """Pair count, multiplet counts and energy-aware statistics on the same test maps."""
+def classical(x_train, y_train, x_test, y_test, processes, correct=None):
+    """Pair count, multiplet counts and energy-aware statistics on the same test maps.
+    ``correct``: a dict that receives each statistic's per-map correctness ``(n_test,)``."""
     from crsky.baseline import MAX_NEIGHBOURS, MULTIPLET_ANGLES_DEG, evaluate_classical, evaluate_pair_count
 
     (train, train_pairs), (test, test_pairs) = parallel_features(x_train, processes), parallel_features(x_test, processes)
@@ -111,48 +124,99 @@ def classical(x_train, y_train, x_test, y_test, processes):
     n = len(MULTIPLET_ANGLES_DEG) * (MAX_NEIGHBOURS + 1)
     results["multiplet"] = evaluate_classical(None, y_train, None, y_test, features=(train[:, :n], test[:, :n]))
     results["energy"] = evaluate_classical(None, y_train, None, y_test, features=(train, test))
+    if correct is not None:
+        correct["pair_count"] = (results["pair_count"]["scores"] > results["pair_count"]["threshold"]) == y_test
+        for name in ("multiplet", "energy"):
+            correct[name] = (results[name]["scores"] > 0.5) == y_test
     return {k: {"accuracy": float(v["accuracy"]), "auc": float(v["auc"])} for k, v in results.items()}
+
+
+def ordering_task(x, seed):
+    """The ordering task from maps ``x`` ``(n, P, 4)`` of the signal class: each map as it is
+    (label 1) and the same map with its energies permuted within it (label 0), shuffled.
+    Returns ``(maps (2n, P, 4), labels (2n,))``."""
+    from crsky.training import permute_energies
+
+    maps = np.concatenate([x, permute_energies(x, seed=seed)])
+    labels = np.r_[np.ones(len(x), int), np.zeros(len(x), int)]
+    order = np.random.default_rng(seed).permutation(len(maps))
+    return maps[order], labels[order]
+
+
+def paired_difference(correct_a, correct_b):
+    """Accuracy difference of two classifiers on the same maps and its paired standard error."""
+    difference = np.asarray(correct_a, float) - np.asarray(correct_b, float)
+    return {"difference": float(difference.mean()), "se": float(difference.std(ddof=1) / np.sqrt(len(difference)))}
 
 
 def run_setting(name, params, args):
     import keras
 
-    from crsky.training import evaluate, permute_energies, train_reference
+    from crsky.training import evaluate, fast_options, permute_energies, train_reference
 
     timings = {}
     start = time.perf_counter()
-    sim = simulate(params, args.n_train + args.n_test, seed=args.seed, processes=args.processes)
-    x, y = sim["data"], sim["label"]
-    x_train, y_train, x_test, y_test = x[:args.n_train], y[:args.n_train], x[args.n_train:], y[args.n_train:]
+    if args.task == "ordering":  # signal maps only, each as it is and permuted
+        sim = simulate(params, args.n_train + args.n_test + 200, seed=args.seed, processes=args.processes)
+        signal = sim["data"][sim["label"] == 1]
+        if len(signal) < (args.n_train + args.n_test) // 2:
+            raise SystemExit(f"only {len(signal)} signal maps for {(args.n_train + args.n_test) // 2}: simulate more")
+        x_train, y_train = ordering_task(signal[:args.n_train // 2], args.seed)
+        x_test, y_test = ordering_task(signal[args.n_train // 2:(args.n_train + args.n_test) // 2], args.seed + 1)
+    else:
+        sim = simulate(params, args.n_train + args.n_test, seed=args.seed, processes=args.processes)
+        x, y = sim["data"], sim["label"]
+        x_train, y_train, x_test, y_test = x[:args.n_train], y[:args.n_train], x[args.n_train:], y[args.n_train:]
     timings["simulate_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    n_classical = args.n_train if args.n_classical_train <= 0 else min(args.n_classical_train, args.n_train)
-    baselines = classical(x_train[:n_classical], y_train[:n_classical], x_test, y_test, args.processes)
+    n_classical = len(x_train) if args.n_classical_train <= 0 else min(args.n_classical_train, len(x_train))
+    correct = {}
+    baselines = classical(x_train[:n_classical], y_train[:n_classical], x_test, y_test, args.processes, correct)
     timings["classical_s"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    keras.utils.set_random_seed(args.seed)
     options = model_options(name)
     energy_scaling = options["energy_scaling"] and not args.no_energy_scaling
-    model, history = train_reference(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                                     verbose=args.verbose, energy_scaling=energy_scaling,
-                                     energy_deflection_deg_eev=options["energy_deflection_deg_eev"])
-    timings["train_s"] = time.perf_counter() - start
-    timings["seconds_per_epoch"] = history.history["seconds_per_epoch"]
-    accuracy, auc, _ = evaluate(model, x_test, y_test)
-    permuted_accuracy, permuted_auc, _ = evaluate(model, permute_energies(x_test, seed=args.seed), y_test)
+    kernels = {}
+    for kernel in args.kernels:
+        start = time.perf_counter()
+        keras.utils.set_random_seed(args.seed)
+        model, history = train_reference(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                                         learning_rate=args.learning_rate, verbose=args.verbose,
+                                         energy_scaling=energy_scaling, kernel=kernel,
+                                         energy_deflection_deg_eev=options["energy_deflection_deg_eev"],
+                                         **(fast_options() if args.fast else {}))
+        train_s = time.perf_counter() - start
+        accuracy, auc, probability = evaluate(model, x_test, y_test)
+        correct[kernel] = (probability > 0.5) == y_test
+        result = {"accuracy": accuracy, "auc": auc, "parameters": model.count_params(), "train_s": train_s,
+                  "seconds_per_epoch": history.history["seconds_per_epoch"],
+                  "train_accuracy": [float(v) for v in history.history["accuracy"]]}
+        if args.task == "maps":
+            permuted_accuracy, permuted_auc, permuted = evaluate(model, permute_energies(x_test, seed=args.seed), y_test)
+            result.update(permuted_accuracy=permuted_accuracy, permuted_auc=permuted_auc,
+                          permutation_drop=paired_difference(correct[kernel], (permuted > 0.5) == y_test))
+        result["minus"] = {other: paired_difference(correct[kernel], correct[other])
+                           for other in list(baselines) + [k for k in args.kernels if k in kernels]}
+        kernels[kernel] = result
+        print(f"  {name} [{args.task}] kernel {kernel}: accuracy {accuracy:.4f}, AUC {auc:.4f}; minus "
+              + ", ".join(f"{o} {d['difference']:+.4f} (SE {d['se']:.4f})" for o, d in result["minus"].items()),
+              flush=True)
+    timings["train_s"] = sum(r["train_s"] for r in kernels.values())
+    timings["seconds_per_epoch"] = kernels[args.kernels[0]]["seconds_per_epoch"]
+    first = kernels[args.kernels[0]]
     best = max(baselines, key=lambda k: baselines[k]["accuracy"])
     return {
-        "setting": name, "params": json.loads(params.to_json()), "seed": args.seed, "energy_scaling": energy_scaling,
-        "energy_deflection_deg_eev": options["energy_deflection_deg_eev"],
-        "n_train": args.n_train, "n_test": args.n_test, "epochs": args.epochs, "batch_size": args.batch_size,
-        "n_classical_train": n_classical,
-        "dgcnn": {"accuracy": accuracy, "auc": auc, "permuted_accuracy": permuted_accuracy,
-                  "permuted_auc": permuted_auc,
-                  "train_accuracy": [float(v) for v in history.history["accuracy"]]},
-        "classical": baselines, "best_classical": best,
-        "gap": accuracy - baselines[best]["accuracy"], "timings": timings,
+        "setting": name, "task": args.task, "params": json.loads(params.to_json()), "seed": args.seed,
+        "energy_scaling": energy_scaling, "energy_deflection_deg_eev": options["energy_deflection_deg_eev"],
+        "n_train": len(x_train), "n_test": len(x_test), "epochs": args.epochs, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "fast": args.fast, "n_classical_train": n_classical,
+        "dgcnn": {"accuracy": first["accuracy"], "auc": first["auc"],
+                  "permuted_accuracy": first.get("permuted_accuracy", float("nan")),
+                  "permuted_auc": first.get("permuted_auc", float("nan")),
+                  "train_accuracy": first["train_accuracy"]},
+        "kernels": kernels, "classical": baselines, "best_classical": best,
+        "gap": first["accuracy"] - baselines[best]["accuracy"], "timings": timings,
     }
 
 
@@ -185,6 +249,14 @@ def main(argv=None):
                         help="training maps for the regressions (0: all of them, as the DGCNN)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=3e-3, help="start of the cosine decay")
+    parser.add_argument("--kernels", nargs="+", default=["auto"],
+                        help="first-EdgeConv kernels to train on the same maps (crsky.models.KERNELS); the first "
+                             "fills the table's DGCNN columns")
+    parser.add_argument("--task", choices=("maps", "ordering"), default="maps",
+                        help="maps: signal vs isotropic; ordering: signal maps vs the same maps, energies permuted")
+    parser.add_argument("--fast", action="store_true",
+                        help="train with crsky.training.fast_options() (the sky graph once per map on a CPU)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--processes", type=int, default=min(16, os.cpu_count() or 1))
     parser.add_argument("--time-limit", type=float, default=400.0,
@@ -197,6 +269,10 @@ def main(argv=None):
     settings = [(name, parameters(name, overrides)) for name in args.settings]  # fail early on a bad name
     for name in args.settings:
         model_options(name)
+    from crsky.models import KERNELS
+
+    if any(kernel not in KERNELS for kernel in args.kernels):
+        raise SystemExit(f"--kernels must be from {KERNELS}, got {args.kernels}")
 
     import keras
 
