@@ -4,7 +4,8 @@
 #
 #   bash docker/install_course.sh [REPOSITORY]      (default: the folder above this script)
 #
-# 1. the course package, nbgrader, JupyterLab and TensorFlow at the versions of constraints.txt;
+# 1. the course package, nbgrader, JupyterLab, TensorFlow and the single-user server a JupyterHub
+#    spawns (jupyterhub-singleuser, from the jupyterhub package) at the versions of constraints.txt;
 # 2. nbgrader's extensions: students get the assignment list and Validate (environment level);
 #    the folder $CRSKY_INSTRUCTOR_CONFIG adds the formgrader, course list and create-assignment
 #    for instructors (their pods set JUPYTER_CONFIG_PATH to it);
@@ -38,13 +39,13 @@ case "$VARIANT" in
     *) echo "error: CRSKY_VARIANT must be cpu or cuda, got '$VARIANT'" >&2; exit 1 ;;
 esac
 
-say "1. the course package, nbgrader, JupyterLab, $tensorflow (pinned by constraints.txt)"
+say "1. the course package, nbgrader, JupyterLab, jupyterhub-singleuser, $tensorflow (pinned by constraints.txt)"
 # A copy of the sources: building the wheel must leave nothing in the repository.
 build="$(mktemp -d)"
 trap 'rm -rf "$build"' EXIT
 cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/LICENSE" "$SRC/edgeconv.py" "$SRC/crsky" "$build/"
 "$PYTHON" -m pip install --no-cache-dir --quiet -c "$SRC/constraints.txt" \
-    "$build" nbgrader jupyterlab notebook nbclient ipykernel "$tensorflow"
+    "$build" nbgrader jupyterlab notebook nbclient ipykernel jupyterhub "$tensorflow"
 
 say "2. nbgrader extensions: students get the assignment list and Validate"
 "$PYTHON" -m jupyter labextension disable --level=sys_prefix \
@@ -74,4 +75,4 @@ if [ -n "$CACHE" ]; then
 else
     say "4. no shared simulations (CRSKY_SHARED_CACHE is empty)"
 fi
-say "done: $("$PYTHON" -c 'import crsky, nbgrader, keras; print("crsky", crsky.__version__, "nbgrader", nbgrader.__version__, "keras", keras.__version__)')"
+say "done: $("$PYTHON" -c 'import crsky, nbgrader, keras, jupyterhub; print("crsky", crsky.__version__, "nbgrader", nbgrader.__version__, "keras", keras.__version__, "jupyterhub", jupyterhub.__version__)')"

@@ -3,12 +3,17 @@ run in a fresh virtual environment (the base image cannot be pulled here), insta
 course, gives students and instructors their nbgrader extensions and fills the shared,
 read-only simulation cache."""
 
+import contextlib
 import json
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -63,6 +68,78 @@ def test_instructor_config_switches_on_exactly_what_students_lack():
                                             "nbgrader.server_extensions.course_list"}
 
 
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(url, token, timeout=30):
+    """``(status, headers, body)`` of a GET with Jupyter's token header (kept across redirects)."""
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def jupyter_server(home, **env_extra):
+    """A real Jupyter server of this environment on loopback; yields ``(base URL, token)``."""
+    port, token = free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "CRSKY_", "NBGRADER_", "PYTHONPATH"))}
+    env.update(HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"), JUPYTER_RUNTIME_DIR=str(home / ".runtime"),
+               TF_CPP_MIN_LOG_LEVEL="3", PATH=os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")]),
+               **env_extra)
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "server.log", "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "jupyter", "server", "--ServerApp.ip=127.0.0.1",
+                                   f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+                                   "--ServerApp.open_browser=False", "--ServerApp.allow_root=True",
+                                   f"--IdentityProvider.token={token}",
+                                   f"--ServerApp.root_dir={home}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, (home / "server.log").read_text()[-3000:]
+            try:
+                if get(f"{base}/api/status", token, timeout=5)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the server did not answer in 90 s\n" + (home / "server.log").read_text()[-3000:]
+            time.sleep(0.5)
+        yield base, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_instructors_formgrader_may_be_framed_by_their_own_jupyterlab(tmp_path):
+    """JupyterHub's single-user server sends ``frame-ancestors 'none'`` unless the server's
+    settings name a policy (jupyterhub/singleuser/extension.py): JupyterLab's *Nbgrader ->
+    Formgrader* panel is an iframe of the same server, so the instructors' config names
+    ``'self'``. Read from the formgrader page of a real server started with that config."""
+    config = json.loads((ROOT / "docker" / "jupyter" / "instructor" / "jupyter_server_config.json").read_text())
+    policy = config["ServerApp"]["tornado_settings"]["headers"]["Content-Security-Policy"]
+    assert policy == "frame-ancestors 'self'"
+    home = tmp_path / "instructor"
+    # docs/jupyterhub.md: the instructor's course is a clone in their home, below the server's root.
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(home / "crsky")], check=True, timeout=120)
+    with jupyter_server(home, JUPYTER_CONFIG_PATH=str(ROOT / "docker" / "jupyter" / "instructor"),
+                        CRSKY_COURSE_ROOT=str(home / "crsky")) as (base, token):
+        status, headers, body = get(f"{base}/formgrader", token)
+    assert status == 200 and "formgrader" in body.lower(), (status, body[:500])
+    # jupyter_server's own default would add a report-uri: this is the config's policy, whole.
+    assert headers["Content-Security-Policy"] == policy
+
+
 # What a JupyterLab server in the environment really loads: the nbgrader server extensions
 # (enabled or not) and the lab plugins JupyterLab's page config disables.
 PROBE = """
@@ -98,6 +175,12 @@ def test_install_script_in_a_fresh_environment(tmp_path):
     run = subprocess.run(["bash", str(SCRIPT), str(ROOT)], env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert "install_course: done: crsky 0.1.0 nbgrader 0.9.6" in run.stdout
+    # What a hub spawns: jupyterhub-singleuser at the pinned version (the hub's major version).
+    pin = re.search(r"^jupyterhub==(\S+)", (ROOT / "constraints.txt").read_text(), flags=re.M).group(1)
+    assert f"jupyterhub {pin}" in run.stdout and (venv / "bin" / "jupyterhub-singleuser").is_file()
+    spawnable = subprocess.run([str(python), "-c", "from jupyterhub.singleuser import main"], env=env,
+                               capture_output=True, text=True, timeout=120)
+    assert spawnable.returncode == 0, spawnable.stderr[-2000:]
     assert not (ROOT / "build").exists(), "the install left a build folder in the repository"
 
     cached = list((tmp_path / "cache").iterdir())
@@ -145,7 +228,7 @@ def test_the_images_pins_resolve_for_its_python(tmp_path):
              "--index-url", "https://pypi.org/simple", "--python-version", "3.13", "--implementation", "cp",
              "--abi", "cp313", "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_27_x86_64",
              "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64", "--only-binary=:all:",
-             "-c", str(ROOT / "constraints.txt"), "nbgrader", "jupyterlab", "notebook", "nbclient", "keras", "numpy",
+             "-c", str(ROOT / "constraints.txt"), "nbgrader", "jupyterlab", "notebook", "nbclient", "jupyterhub", "keras", "numpy",
              f"{tensorflow}=={tf}"],
             capture_output=True, text=True, env=env, timeout=600)
         assert run.returncode == 0, f"{tensorflow}: {run.stderr[-3000:]}"
