@@ -326,7 +326,9 @@ def fixed_graph_trainer(model):
     from an input (:func:`edgeconv.with_graph_inputs`), compiled as ``model`` is, with the same
     optimizer: fitting it trains ``model``. Returns ``(trainer, add_graphs)``, or
     ``(model, None)`` when no EdgeConv of ``model`` searches neighbours in one of its inputs
-    (or it is not a functional model): then there is no graph to compute once."""
+    (or it is not a functional model): then there is no graph to compute once; also when
+    the compile options cannot be restored from ``model.get_compile_config()`` (a loss or
+    metric Keras cannot deserialize, such as a lambda): then ``model`` trains as it is."""
     from edgeconv import with_graph_inputs
 
     if getattr(model, "optimizer", None) is None:
@@ -335,7 +337,14 @@ def fixed_graph_trainer(model):
         trainer, add_graphs = with_graph_inputs(model)
     except ValueError:
         return model, None
-    options = dict(model._compile_config.config)  # what compile() was given: loss, metrics, jit_compile, ...
+    # What compile() was given (loss, metrics, jit_compile, ...), through Keras' public config;
+    # a loss function of the student's own is found by its name.
+    loss = getattr(model, "loss", None)
+    custom = {loss.__name__: loss} if callable(loss) and hasattr(loss, "__name__") else {}
+    try:
+        options = dict(keras.saving.deserialize_keras_object(model.get_compile_config(), custom_objects=custom))
+    except Exception:  # noqa: BLE001 (anything Keras cannot serialize back: train the model as it is)
+        return model, None
     options["optimizer"] = model.optimizer  # the same instance: one optimizer state for the shared weights
     trainer.compile(**options)
     return trainer, add_graphs
