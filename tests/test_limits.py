@@ -8,6 +8,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
 from traitlets.config import Config
 
@@ -15,18 +16,10 @@ from crsky import limits
 from crsky import submit as submit_module
 from crsky.course import ASSIGNMENTS
 from crsky.grading.collect import Limits, collect
-from crsky.submit import SubmissionError, submit
+from crsky.submit import SubmissionError, pack
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "03_training"
-
-
-@pytest.fixture(autouse=True)
-def _not_grading(monkeypatch):
-    from crsky.grading.selfcheck import GUARD
-
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-    monkeypatch.delenv(GUARD, raising=False)
 
 
 def keras_file(path, size):
@@ -46,6 +39,11 @@ def student_notebook(tmp_path, model_size):
     shutil.copytree(ROOT / "solutions" / ASSIGNMENT, folder, ignore=shutil.ignore_patterns("*.keras"))
     keras_file(folder / "dgcnn.keras", model_size)
     return folder / f"{ASSIGNMENT}.ipynb"
+
+
+def hand_in(notebook, out):
+    """What ``crsky.submit`` does with a saved notebook: check it and its files, write the zip."""
+    return pack(nbformat.read(notebook, as_version=4), ASSIGNMENT, notebook.parent, out)
 
 
 def test_the_module_imports_nothing():
@@ -72,7 +70,7 @@ def test_a_model_over_the_graders_limit_is_refused_at_hand_in(tmp_path):
     """A 30 MiB dgcnn.keras: the grader would stage at most 25 MiB of it, so submit refuses it."""
     notebook = student_notebook(tmp_path, 30 * limits.MiB)
     with pytest.raises(SubmissionError) as refused:
-        submit(notebook, out=tmp_path / "alice.zip", download=False)
+        hand_in(notebook, tmp_path / "alice.zip")
     message = str(refused.value)
     assert "dgcnn.keras is 30.0 MiB, more than the 25.0 MiB the grader takes" in message, message
     assert "left out at grading" in message and not (tmp_path / "alice.zip").exists()
@@ -86,10 +84,10 @@ def test_what_submit_packs_the_grader_stages_whole(tmp_path, extra):
     notebook = student_notebook(tmp_path, size)
     submissions = tmp_path / "submissions"
     if extra == 0:
-        submit(notebook, out=submissions / "alice.zip", download=False)
+        hand_in(notebook, submissions / "alice.zip")
     else:
         with pytest.raises(SubmissionError, match="more than the 25.0 MiB"):
-            submit(notebook, out=submissions / "alice.zip", download=False)
+            hand_in(notebook, submissions / "alice.zip")
         shutil.copytree(notebook.parent, submissions / "alice" / ASSIGNMENT)  # handed in some other way
     [alice] = collect(submissions, tmp_path / "staging", ASSIGNMENTS)
     staged = alice.folder / ASSIGNMENT / "dgcnn.keras"
