@@ -1,0 +1,362 @@
+"""The course's grading steps as nbgrader preprocessors (grading/nbgrader_config.py lists them).
+
+So ``nbgrader autograde`` on the command line, the formgrader's *Autograde* button and the
+course's pipeline (``python -m crsky.grading``) grade alike: the same steps, in the same
+order, from the same configuration.
+
+* :class:`ProtectedExecute` takes the place of nbgrader's ``Execute``: the notebook's
+  answers and tests run in the protected test run (:mod:`crsky.grading.answers`,
+  :mod:`crsky.grading.runner`) in a bubblewrap sandbox (:mod:`crsky.grading.sandbox`) that
+  sees the Python environment and the course package only; each test cell's outputs are
+  the run's verdict, from which nbgrader's ``SaveAutoGrades`` takes the points. A notebook
+  whose code tampered with what the tests rely on has its test points withheld for review,
+  with what it did and where, on top of its feedback page.
+* :class:`ScoreSavedModel` scores the saved model of a test cell marked
+  ``{"crsky": {"scored_by_grader": {"model": ...}}}`` in a separate sandboxed process that
+  sees held-out maps but not their labels; the points go into the cell as nbgrader's
+  partial credit. The maps come from the pipeline (``held_out_file``) or, for nbgrader's
+  own commands, from the instructor's seed file (``seed_file``); with neither it refuses
+  to score, and says how to configure it.
+* :class:`FlagForReview`, after ``SaveAutoGrades``: withheld cells need a manual grade.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Bool, Integer, Unicode
+
+from crsky import limits
+from crsky.grading import answers, sandbox
+
+REVIEW_KEY = "crsky"          # notebook metadata: {"crsky": {"review": [...], "withheld": [...]}}
+NOT_RUN_NOTE = "(not run by the grader: no answer needs this cell)\n"
+
+
+def package_paths():
+    """What a sandbox mounts of the course besides the Python installation: the package and the layer."""
+    import crsky
+    import edgeconv
+
+    return [str(Path(crsky.__file__).resolve().parent), str(Path(edgeconv.__file__).resolve())]
+
+
+def sandbox_config():
+    """The grading sandbox: the Python installation (found by the sandbox) and the course
+    package, read-only; never solutions/, tests/, grading/, .git or a seed file."""
+    root = str(Path(package_paths()[1]).parent)
+    return sandbox.Config(python=sys.executable, ro_paths=package_paths(), env={"PYTHONPATH": root})
+
+
+def _source_notebook(config, resources):
+    from nbgrader.coursedir import CourseDirectory
+
+    info = resources["nbgrader"]
+    coursedir = CourseDirectory(config=config)
+    path = Path(coursedir.format_path(coursedir.source_directory, ".", info["assignment"])) / f"{info['notebook']}.ipynb"
+    return nbformat.read(path, as_version=4)
+
+
+def _stream(text, name="stdout"):
+    return nbformat.v4.new_output("stream", name=name, text=text)
+
+
+def _error(ename, evalue):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+class ProtectedExecute(NbGraderPreprocessor):
+    """Run the answers and the instructor's tests in the protected test run; write the verdicts."""
+
+    timeout = Integer(limits.CELL_TIMEOUT_S, help="seconds for each cell the grader runs").tag(config=True)
+    task_timeout = Integer(limits.TASK_TIMEOUT_S, help="seconds for the whole run of one notebook").tag(config=True)
+    sandboxed = Bool(True, help="run the notebook's code in the bubblewrap sandbox (False: trusted work only)"
+                     ).tag(config=True)
+
+    def preprocess(self, nb, resources):
+        source = _source_notebook(self.config, resources)
+        plan = answers.plan(source, nb, timeout=self.timeout)
+        folder = resources.get("metadata", {}).get("path") or "."
+        results, problem = self.run_plan(plan, folder)
+        apply_results(nb, plan, results, problem, self.timeout)
+        return nb, resources
+
+    def run_plan(self, plan, folder):
+        """The runner's records, one per step it reached, and a problem (or None)."""
+        return run_plan(plan, folder, self.sandboxed, self.task_timeout, log=self.log)
+
+
+def run_plan(plan, folder, sandboxed=True, task_timeout=limits.TASK_TIMEOUT_S, log=None):
+    """Run ``plan`` (:func:`crsky.grading.answers.plan`) with the files of ``folder`` beside it.
+    Returns ``(records, problem)``: the runner's records by step, and why it stopped early."""
+    scratch = Path(tempfile.mkdtemp(prefix="crsky-run-"))
+    work = scratch / "work"
+    work.mkdir()
+    os.chmod(scratch, 0o755)
+    for item in Path(folder).iterdir():
+        if item.is_file() and not item.is_symlink() and item.suffix != ".ipynb":
+            shutil.copy(item, work / item.name)
+    argv = [sys.executable, "-m", "crsky.grading.runner"]
+    records, problem, lines = {}, None, []
+    started = time.monotonic()
+    try:
+        if sandboxed:
+            box = sandbox.Sandbox(str(work), sandbox_config())
+            with box:
+                process = box.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                lines, problem = _talk(process, plan, task_timeout, box.kill)
+        else:
+            env = dict(os.environ, PYTHONPATH=str(Path(package_paths()[1]).parent))
+            process = subprocess.Popen(argv, cwd=work, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+            lines, problem = _talk(process, plan, task_timeout, process.kill)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    seen_end = False
+    expected = 0
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            problem = problem or "the grader's result channel carried something that is not a result"
+            records.setdefault("tampering", []).append("wrote into the grader's result channel")
+            continue
+        if "end" in record:
+            seen_end = record.get("end") == len(plan["steps"])
+            continue
+        if record.get("step") != expected or "status" not in record:
+            records.setdefault("tampering", []).append("wrote into the grader's result channel")
+            continue
+        records[expected] = record
+        expected += 1
+    if not seen_end and problem is None and expected < len(plan["steps"]):
+        last = plan["steps"][expected - 1]["where"] if expected else "the set-up"
+        timed_out = expected and records[expected - 1].get("status") == "timeout"
+        problem = (f"{last} did not finish within the time limit" if timed_out else
+                   f"the notebook's process ended during {plan['steps'][expected]['where'] if expected < len(plan['steps']) else last}")
+    if log is not None:
+        log.info("protected run: %d of %d steps in %.1f s", expected, len(plan["steps"]), time.monotonic() - started)
+    return records, problem
+
+
+def _talk(process, plan, task_timeout, kill):
+    """Send the plan, read the runner's lines until it ends or the task's time is up."""
+    try:
+        out, _ = process.communicate(json.dumps(plan).encode(), timeout=task_timeout)
+        return out.decode(errors="replace").splitlines(), None
+    except subprocess.TimeoutExpired:
+        kill()
+        out, _ = process.communicate()
+        return out.decode(errors="replace").splitlines(), f"the notebook took longer than {task_timeout} s in all"
+
+
+def apply_results(nb, plan, records, problem, timeout):
+    """Write the protected run's outputs into ``nb``: answers' and tests' outputs, a note on
+    the cells the grader did not run, and, for tampering, the withheld points on top."""
+    by_grade_id = {answers.nbgrader_meta(c).get("grade_id"): c for c in nb.cells if answers.nbgrader_meta(c).get("grade_id")}
+    by_where = {answers.where(nb, i): c for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    ran = set()
+    findings = [f"the result channel: {text}" for text in records.get("tampering", [])]
+    first_failure = None
+    for index, step in enumerate(plan["steps"]):
+        record = records.get(index)
+        cell = by_grade_id.get(step["id"]) if step["kind"] in ("answer", "test") else by_where.get(step["id"])
+        if record is None:
+            if step["kind"] == "test" and cell is not None:
+                cell.outputs = [_error("NotRun", f"this test did not run: {problem or 'an earlier cell failed'}")]
+            continue
+        findings += [f"{step['where']}: {text}" for text in record.get("findings", [])]
+        if step["kind"] == "setup":
+            if record["status"] != "ok" and first_failure is None:
+                first_failure = f"the course's set-up failed in this environment ({record['ename']}: {record['evalue']})"
+            continue
+        if cell is None:
+            continue
+        ran.add(id(cell))
+        outputs = []
+        if record.get("stdout"):
+            outputs.append(_stream(record["stdout"]))
+        if step["kind"] != "test" and record.get("stderr"):
+            outputs.append(_stream(record["stderr"], "stderr"))
+        if record["status"] == "timeout":
+            outputs.append(_error("CellTimeoutError", f"this cell ran longer than {timeout} s and was stopped"))
+        elif record["status"] != "ok":
+            outputs.append(_error(record.get("ename") or "Error", record.get("evalue") or ""))
+        elif step["kind"] == "test" and record.get("value") is not None:
+            outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": repr(record["value"])},
+                                                  execution_count=None))
+        if first_failure and step["kind"] == "test":
+            outputs = [_error("GradingError", first_failure)]
+        cell.outputs = outputs
+    for cell in nb.cells:
+        if cell.cell_type == "code" and id(cell) not in ran:
+            meta = answers.nbgrader_meta(cell)
+            if answers.is_test(cell) and (cell.metadata.get("crsky") or {}).get("scored_by_grader"):
+                continue
+            cell.outputs = [] if meta.get("locked") else [_stream(NOT_RUN_NOTE)]
+    findings = sorted(set(findings))
+    withheld = []
+    if findings:
+        for cell in nb.cells:
+            meta = answers.nbgrader_meta(cell)
+            if answers.is_test(cell) and not (cell.metadata.get("crsky") or {}).get("scored_by_grader") \
+                    and meta.get("points"):
+                withheld.append(meta["grade_id"])
+                cell.outputs = [_error("PointsWithheld", "this notebook's code changed what the tests rely on; "
+                                       "its test points wait for a person's review (see the top of the page)")]
+        note = nbformat.v4.new_markdown_cell(
+            "**Points withheld for review.** The grader found that this notebook's code changed what the "
+            "tests rely on, so the points of its tests (" + ", ".join(withheld) + ") wait until a person has "
+            "looked. What it found:\n\n" + "\n".join(f"- {text}" for text in findings))
+        note.metadata[REVIEW_KEY] = {"note": True}
+        nb.cells.insert(0, note)
+    nb.metadata[REVIEW_KEY] = {"review": findings, "withheld": withheld}
+    return findings
+
+
+class ScoreSavedModel(NbGraderPreprocessor):
+    """Score the saved model of every test cell marked ``crsky.scored_by_grader`` outside the kernel."""
+
+    held_out_file = Unicode("", help="an .npz with the held-out maps ('maps') and labels ('labels'), written "
+                                     "by the pipeline; readable by the grader only").tag(config=True)
+    seed_file = Unicode("", help="the instructor's seed file (python -m crsky.grading.seed new): nbgrader's "
+                                 "own commands simulate the held-out maps from it").tag(config=True)
+    n_maps = Integer(0, help="held-out maps simulated from seed_file (0: the course's number)").tag(config=True)
+    sandboxed = Bool(True, help="score in the bubblewrap sandbox").tag(config=True)
+
+    _cache = {}
+
+    def preprocess(self, nb, resources):
+        folder = Path(resources.get("metadata", {}).get("path") or ".")
+        for cell in nb.cells:
+            spec = (cell.metadata.get("crsky") or {}).get("scored_by_grader")
+            if not spec or not answers.is_test(cell):
+                continue
+            points = float(answers.nbgrader_meta(cell).get("points") or 0)
+            try:
+                maps, labels, full_marks_at, baseline = self.held_out()
+            except ValueError as error:
+                cell.outputs = [_error("ModelNotScored", str(error))]
+                continue
+            score, message = score_model_file(folder / spec["model"], maps, labels, points, full_marks_at, baseline,
+                                              self.sandboxed)
+            cell.outputs = [_stream(message + "\n")]
+            if score is None:
+                cell.outputs.append(_error("ModelNotScored", message))
+            else:
+                cell.outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": repr(score)},
+                                                           execution_count=None))
+        return nb, resources
+
+    def held_out(self):
+        """(maps, labels, full-marks accuracy, baseline accuracy), cached for this process."""
+        import numpy as np
+
+        from crsky import experiment
+        from crsky.grading import scoring
+
+        key = (self.held_out_file, self.seed_file, self.n_maps)
+        if key in self._cache:
+            return self._cache[key]
+        if self.held_out_file:
+            with np.load(self.held_out_file, allow_pickle=False) as data:
+                maps, labels = data["maps"], data["labels"]
+                baseline = float(data["baseline"])
+        elif self.seed_file:
+            from crsky.grading.seed import read_seed_file
+
+            seed = read_seed_file(self.seed_file)
+            maps, labels = scoring.held_out_maps(n_maps=self.n_maps or experiment.HELD_OUT_MAPS, seed=seed)
+            baseline = scoring.baseline_accuracy(maps, labels)
+        else:
+            raise ValueError("the grader was given no held-out maps to score the saved model on: set "
+                             "c.ScoreSavedModel.seed_file = '~/.config/crsky/heldout.seed' in nbgrader_config.py "
+                             "(python -m crsky.grading.seed new makes one), or grade with python -m crsky.grading")
+        self._cache[key] = (maps, labels, scoring.full_marks_accuracy(baseline), baseline)
+        return self._cache[key]
+
+
+def score_model_file(model_path, maps, labels, points, full_marks_at, baseline, sandboxed=True):
+    """Points of the model at ``model_path`` on ``maps``, measured by a separate (sandboxed)
+    process that sees the maps but not the labels. Returns ``(points or None, message)``."""
+    import numpy as np
+
+    from crsky.grading import scoring
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        return None, f"no trained model {model_path.name} was submitted with the notebook: 0 points."
+    scratch = Path(tempfile.mkdtemp(prefix="crsky-score-"))
+    work = scratch / "work"
+    work.mkdir()
+    os.chmod(scratch, 0o755)
+    try:
+        np.save(work / "maps.npy", np.asarray(maps), allow_pickle=False)
+        shutil.copy(model_path, work / "model.keras")
+        argv = [sys.executable, "-m", "crsky.grading.scoring", "--model", "model.keras", "--maps", "maps.npy",
+                "--out", "probability.npy"]
+        limit = limits.SCORING_TIMEOUT_S if hasattr(limits, "SCORING_TIMEOUT_S") else 600
+        if sandboxed:
+            result = sandbox.run(argv, str(work), config=sandbox_config(), timeout=limit, text=True)
+            returncode, stdout, stderr, timed_out = result.returncode, result.stdout, result.stderr, result.timed_out
+        else:
+            env = dict(os.environ, PYTHONPATH=str(Path(package_paths()[1]).parent))
+            try:
+                run = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=limit, env=env)
+                returncode, stdout, stderr, timed_out = run.returncode, run.stdout, run.stderr, False
+            except subprocess.TimeoutExpired:
+                returncode, stdout, stderr, timed_out = -9, "", "", True
+        if timed_out:
+            return None, f"scoring the saved model took longer than {limit} s: 0 points."
+        messages = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+        if returncode != 0:
+            reason = messages[-1].get("error") if messages and isinstance(messages[-1], dict) else None
+            return None, (reason or f"the model could not be scored (exit {returncode}): {stderr.strip()[-300:]}") + \
+                " 0 points."
+        try:
+            probability = scoring.read_probabilities(work / "probability.npy", len(labels))
+        except scoring.ModelFileError as error:
+            return None, f"{error} 0 points."
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    accuracy = scoring.held_out_accuracy(probability, labels)
+    score = round(scoring.accuracy_points(accuracy, points, full_marks_at), 2)
+    return score, scoring.describe(accuracy, len(labels), score, points, full_marks_at, baseline) + \
+        " (measured by the grader)"
+
+
+class FlagForReview(NbGraderPreprocessor):
+    """After SaveAutoGrades: the withheld test cells of a flagged notebook need a manual grade."""
+
+    def preprocess(self, nb, resources):
+        withheld = (nb.metadata.get(REVIEW_KEY) or {}).get("withheld") or []
+        if not withheld:
+            return nb, resources
+        from nbgrader.api import Gradebook
+
+        info = resources["nbgrader"]
+        with Gradebook(resources["nbgrader"]["db_url"] if "db_url" in info else self._db_url(),
+                       self._course_id()) as book:
+            notebook = book.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
+            for grade in notebook.grades:
+                if grade.name in withheld:
+                    grade.needs_manual_grade = True
+            book.db.commit()
+        return nb, resources
+
+    def _db_url(self):
+        from nbgrader.coursedir import CourseDirectory
+
+        return CourseDirectory(config=self.config).db_url
+
+    def _course_id(self):
+        from nbgrader.coursedir import CourseDirectory
+
+        return CourseDirectory(config=self.config).course_id
