@@ -59,9 +59,9 @@ def run_tasks(function, tasks, context, workers=None, address=None, retries=2, q
 
 def failed_record(task, error):
     """The record of a task that could not run to the end (infrastructure, not the submission)."""
-    from crsky.grading.pipeline import _empty_record
+    from crsky.grading.records import empty_record
 
-    record = _empty_record(task.student, task.assignment)
+    record = empty_record(task.student, task.assignment)
     record["errors"] = list(task.problems) + [f"grading failed after retries: {type(error).__name__}: {str(error)[:300]}"]
     record["notes"] = list(task.notes)
     return record

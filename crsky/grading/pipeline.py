@@ -47,7 +47,7 @@ import numpy as np
 from crsky import experiment
 from crsky.course import ASSIGNMENTS, COURSE_ROOT
 from crsky.grading import collect as collecting
-from crsky.grading import feedback, gradebook, integrity, repair, sandbox, scoring
+from crsky.grading import feedback, gradebook, integrity, records, repair, sandbox, scoring
 
 GRADING_DIR = COURSE_ROOT / "grading"  # nbgrader's course configuration; nbgrader runs from here
 KERNEL_NAME = "crsky-sandbox"
@@ -364,10 +364,7 @@ def grade_one(task, context, scratch_root=None):
     return record
 
 
-def _empty_record(student, assignment):
-    return {"student": student, "assignment": assignment, "scores": {}, "max_score": 0.0, "score": 0.0,
-            "failed_tests": [], "needs_manual_grade": [], "review": [], "errors": [], "notes": [],
-            "accuracy": None, "autograded": None, "feedback": None, "graded": False, "timings": {}}
+_empty_record = records.empty_record
 
 
 def _grade_in(folder, task, context, record):

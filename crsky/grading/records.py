@@ -1,0 +1,8 @@
+"""The record one grading task returns (one student's notebook), shared by the pipeline and the cluster."""
+
+
+def empty_record(student, assignment):
+    """A record with nothing graded yet: scores by test, points, failures, review, errors, notes."""
+    return {"student": student, "assignment": assignment, "scores": {}, "max_score": 0.0, "score": 0.0,
+            "failed_tests": [], "needs_manual_grade": [], "review": [], "errors": [], "notes": [],
+            "accuracy": None, "autograded": None, "feedback": None, "graded": False, "timings": {}}
