@@ -300,36 +300,47 @@ def score_model_file(model_path, maps, labels, points, full_marks_at, baseline, 
     try:
         np.save(work / "maps.npy", np.asarray(maps), allow_pickle=False)
         shutil.copy(model_path, work / "model.keras")
-        argv = [sys.executable, "-m", "crsky.grading.scoring", "--model", "model.keras", "--maps", "maps.npy",
-                "--out", "probability.npy"]
-        limit = limits.SCORING_TIMEOUT_S if hasattr(limits, "SCORING_TIMEOUT_S") else 600
-        if sandboxed:
-            result = sandbox.run(argv, str(work), config=sandbox_config(), timeout=limit, text=True)
-            returncode, stdout, stderr, timed_out = result.returncode, result.stdout, result.stderr, result.timed_out
-        else:
-            env = dict(os.environ, PYTHONPATH=str(Path(package_paths()[1]).parent))
-            try:
-                run = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=limit, env=env)
-                returncode, stdout, stderr, timed_out = run.returncode, run.stdout, run.stderr, False
-            except subprocess.TimeoutExpired:
-                returncode, stdout, stderr, timed_out = -9, "", "", True
-        if timed_out:
-            return None, f"scoring the saved model took longer than {limit} s: 0 points."
-        messages = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-        if returncode != 0:
-            reason = messages[-1].get("error") if messages and isinstance(messages[-1], dict) else None
-            return None, (reason or f"the model could not be scored (exit {returncode}): {stderr.strip()[-300:]}") + \
-                " 0 points."
-        try:
-            probability = scoring.read_probabilities(work / "probability.npy", len(labels))
-        except scoring.ModelFileError as error:
-            return None, f"{error} 0 points."
+        limit = getattr(limits, "SCORING_TIMEOUT_S", 600)
+        probability, message = run_scorer(work, len(labels), sandbox_config() if sandboxed else None, limit)
+        if probability is None:
+            return None, message
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     accuracy = scoring.held_out_accuracy(probability, labels)
     score = round(scoring.accuracy_points(accuracy, points, full_marks_at), 2)
     return score, scoring.describe(accuracy, len(labels), score, points, full_marks_at, baseline) + \
         " (measured by the grader)"
+
+
+def run_scorer(work, n_maps, config, timeout):
+    """Run the scoring process (``python -m crsky.grading.scoring``) on ``work/model.keras`` and
+    ``work/maps.npy``: in a sandbox built from ``config``, or unsandboxed when ``config`` is None.
+    Returns ``(probability (n_maps,), None)``, or ``(None, message)`` saying why there is none."""
+    from crsky.grading import scoring
+
+    argv = [sys.executable, "-m", "crsky.grading.scoring", "--model", "model.keras", "--maps", "maps.npy",
+            "--out", "probability.npy"]
+    if config is not None:
+        result = sandbox.run(argv, str(work), config=config, timeout=timeout, text=True)
+        returncode, stdout, stderr, timed_out = result.returncode, result.stdout, result.stderr, result.timed_out
+    else:
+        env = dict(os.environ, PYTHONPATH=str(Path(package_paths()[1]).parent))
+        try:
+            run = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=timeout, env=env)
+            returncode, stdout, stderr, timed_out = run.returncode, run.stdout, run.stderr, False
+        except subprocess.TimeoutExpired:
+            returncode, stdout, stderr, timed_out = -9, "", "", True
+    if timed_out:
+        return None, f"scoring the saved model took longer than {timeout} s: 0 points."
+    messages = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    if returncode != 0:
+        reason = messages[-1].get("error") if messages and isinstance(messages[-1], dict) else None
+        return None, (reason or f"the model could not be scored (exit {returncode}): {stderr.strip()[-300:]}") + \
+            " 0 points."
+    try:
+        return scoring.read_probabilities(Path(work) / "probability.npy", n_maps), None
+    except scoring.ModelFileError as error:
+        return None, f"{error} 0 points."
 
 
 class FlagForReview(NbGraderPreprocessor):

@@ -47,7 +47,7 @@ import numpy as np
 from crsky import experiment
 from crsky.course import ASSIGNMENTS, COURSE_ROOT
 from crsky.grading import collect as collecting
-from crsky.grading import feedback, gradebook, integrity, records, repair, sandbox, scoring
+from crsky.grading import feedback, gradebook, integrity, nbgrader_steps, records, repair, sandbox, scoring
 
 GRADING_DIR = COURSE_ROOT / "grading"  # nbgrader's course configuration; nbgrader runs from here
 KERNEL_NAME = "crsky-sandbox"
@@ -302,29 +302,10 @@ def score_model(model_path, context, folder):
     if not Path(model_path).is_file():
         return None, f"no trained model {Path(model_path).name} was submitted with the notebook: 0 points."
     shutil.copy(model_path, work / "model.keras")
-    argv = [sys.executable, "-m", "crsky.grading.scoring", "--model", "model.keras", "--maps", "maps.npy",
-            "--out", "probability.npy"]
-    if context.sandboxed:
-        result = sandbox.run(argv, work, config=_sandbox_config(context, folder, work), timeout=SCORER_TIMEOUT_S,
-                             text=True)
-        returncode, stdout, stderr, timed_out = result.returncode, result.stdout, result.stderr, result.timed_out
-    else:
-        try:
-            run = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=SCORER_TIMEOUT_S)
-            returncode, stdout, stderr, timed_out = run.returncode, run.stdout, run.stderr, False
-        except subprocess.TimeoutExpired:
-            returncode, stdout, stderr, timed_out = -9, "", "", True
-    if timed_out:
-        return None, f"scoring the saved model took longer than {SCORER_TIMEOUT_S} s: 0 points."
-    messages = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-    if returncode != 0:
-        reason = messages[-1].get("error") if messages and isinstance(messages[-1], dict) else None
-        return None, (reason or f"the model could not be scored (exit {returncode}): {stderr.strip()[-300:]}") + \
-            " 0 points."
-    try:
-        probability = scoring.read_probabilities(work / "probability.npy", len(context.held_out_labels))
-    except scoring.ModelFileError as error:
-        return None, f"{error} 0 points."
+    config = _sandbox_config(context, folder, work) if context.sandboxed else None
+    probability, message = nbgrader_steps.run_scorer(work, len(context.held_out_labels), config, SCORER_TIMEOUT_S)
+    if probability is None:
+        return None, message
     accuracy = scoring.held_out_accuracy(probability, context.held_out_labels)
     return accuracy, None
 
