@@ -522,6 +522,9 @@ def with_graph_inputs(model):
     """
     if not isinstance(getattr(model, "_nodes_by_depth", None), dict):
         raise ValueError(f"with_graph_inputs needs a functional Keras model, got {type(model).__name__}.")
+    if not callable(getattr(model, "_run_through_graph", None)):
+        raise ValueError(f"this Keras ({keras.__version__}) has no Function._run_through_graph: the graph cannot be "
+                         "given as an input (the model trains as it is).")
     inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name) for x in model.inputs]
     graphs = {}  # (input position, k) -> graph input
 
@@ -546,7 +549,11 @@ def with_graph_inputs(model):
                 return layer([graph, features], *args[1:], **kwargs)
         return layer(*args, **kwargs)
 
-    outputs = model._run_through_graph(inputs, operation_fn=lambda layer: layer, call_fn=call)
+    try:
+        outputs = model._run_through_graph(inputs, operation_fn=lambda layer: layer, call_fn=call)
+    except TypeError as error:  # a Keras whose internal has another signature
+        raise ValueError(f"Function._run_through_graph of Keras {keras.__version__} is not the one this code "
+                         f"calls ({error}): the graph cannot be given as an input.") from error
     if not graphs:
         raise ValueError("the model has no EdgeConv or NeighborIndices layer whose neighbours are searched in one of "
                          "its inputs: there is no fixed graph to compute once.")

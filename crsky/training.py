@@ -253,7 +253,10 @@ def scan_train_steps(model):
     import jax
 
     single_step = model.train_step
-    symbolic_build = model._symbolic_build
+    symbolic_build = getattr(model, "_symbolic_build", None)
+    if not callable(symbolic_build):
+        raise ValueError(f"scan_train_steps needs Trainer._symbolic_build, which Keras {keras.__version__} does not "
+                         "have: train with scan_steps=1.")
 
     def train_step(state, data):
         def body(state, batch):
