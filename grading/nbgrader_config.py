@@ -37,3 +37,12 @@ c.ExecutePreprocessor.kernel_name = "python3"
 c.OverwriteCells.add_missing_cells = True
 # The student's trained model is theirs: never replaced by a file from the source folder.
 c.Autograde.exclude_overwriting = {"03_training": ["dgcnn.keras"]}
+# Feedback pages show each test cell's name, points and failure message, never its hidden
+# tests (nbgrader's own feedback would print their code): nbgrader's two steps with
+# crsky.grading.hidden.HideHiddenTests between them. `python -m crsky.grading` reads this line too.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+from crsky.grading.hidden import HideHiddenTests  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -215,14 +215,25 @@ def test_unsafe_html_discounts_only_what_the_template_holds_as_often():
 
 
 # ---------------------------------------------------------- with nbgrader
+# Hidden tests of the tiny course: their code must reach no feedback page (the failure
+# messages written into their asserts do).
+HIDDEN_ANSWER = """### BEGIN HIDDEN TESTS
+secret_expected = int("4" + "2")
+print("hidden input:", secret_expected * 1000)
+assert type(answer()) is type(secret_expected), "answer() must return an int"
+### END HIDDEN TESTS"""
+HIDDEN_NAME = """### BEGIN HIDDEN TESTS
+assert name().upper() == "OK" and len(name()) == 2
+### END HIDDEN TESTS"""
+
 SOURCE_CELLS = [
     ("markdown", "# A tiny assignment\n\nFill in `answer` and `name`; explain below.", None),
     ("code", "def answer():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION\n\n\n"
              "def name():\n    ### BEGIN SOLUTION\n    return 'ok'\n    ### END SOLUTION",
      {"grade": False, "solution": True, "locked": False, "grade_id": "answers"}),
-    ("code", '"""answer() is 42"""\nassert answer() == 42',
+    ("code", '"""answer() is 42"""\nassert answer() == 42\n' + HIDDEN_ANSWER,
      {"grade": True, "solution": False, "locked": True, "grade_id": "test_answer", "points": 1}),
-    ("code", '"""name() is ok"""\nassert name() == "ok"',
+    ("code", '"""name() is ok"""\nassert name() == "ok"\n' + HIDDEN_NAME,
      {"grade": True, "solution": False, "locked": True, "grade_id": "test_name", "points": 1}),
     ("markdown", "Why 42?\n\n", None),
     ("markdown", "### BEGIN SOLUTION\nBecause.\n### END SOLUTION",
@@ -249,6 +260,14 @@ Page()""",
 ]
 
 
+def course_feedback_steps():
+    """The dotted names of ``c.GenerateFeedback.preprocessors`` in grading/nbgrader_config.py."""
+    from crsky.grading import pipeline
+
+    return [f"{step.__module__}.{step.__qualname__}" if isinstance(step, type) else step
+            for step in pipeline.feedback_config().GenerateFeedback.preprocessors]
+
+
 def _nbgrader(course, env, *args):
     run = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
                          text=True, timeout=300)
@@ -256,12 +275,12 @@ def _nbgrader(course, env, *args):
     return run
 
 
-def _answered(release, hostile):
+def _answered(release, hostile, answer="42"):
     nb = nbformat.read(release, as_version=4)
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade_id") == "answers":
-            cell.source = ("def answer():\n    return 42\n\n\ndef name():\n"
+            cell.source = (f"def answer():\n    return {answer}\n\n\ndef name():\n"
                            + ("    raise ValueError(\"<script>alert('traceback')</script>\")" if hostile
                               else "    return 'ok'"))
         elif meta.get("grade_id") == "explain":
@@ -300,7 +319,10 @@ def feedback_pages(tmp_path_factory):
         f"c.CourseDirectory.db_url = 'sqlite:///{course / 'gradebook.db'}'\n"
         f"c.Exchange.root = {str(course / 'exchange')!r}\n"
         "c.Execute.timeout = 60\n"
-        "c.ExecutePreprocessor.kernel_name = 'python3'\n")
+        "c.ExecutePreprocessor.kernel_name = 'python3'\n"
+        # the course's feedback steps, as grading/nbgrader_config.py lists them
+        "from traitlets.utils.importstring import import_item\n"
+        f"c.GenerateFeedback.preprocessors = [import_item(name) for name in {course_feedback_steps()!r}]\n")
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(course / "jupyter" / "config"),
                JUPYTER_DATA_DIR=str(course / "jupyter" / "data"),
                JUPYTER_RUNTIME_DIR=str(course / "jupyter" / "runtime"), PYTHONWARNINGS="ignore",
@@ -309,17 +331,20 @@ def feedback_pages(tmp_path_factory):
 
     _nbgrader(course, env, "generate_assignment", "tiny", "--force")
     release = course / "release" / "tiny" / "tiny.ipynb"
-    for student, hostile in [("clean", False), ("raw", True), ("sanitized", True)]:
+    for student, hostile, answer in [("clean", False, "42"), ("raw", True, "42"), ("sanitized", True, "42"),
+                                     ("float", False, "42.0")]:  # float: fails a hidden test only
         (course / "submitted" / student / "tiny").mkdir(parents=True)
-        nbformat.write(_answered(release, hostile), course / "submitted" / student / "tiny" / "tiny.ipynb")
+        nbformat.write(_answered(release, hostile, answer), course / "submitted" / student / "tiny" / "tiny.ipynb")
     _nbgrader(course, env, "autograde", "tiny", "--force")
     autograded = course / "autograded" / "sanitized" / "tiny" / "tiny.ipynb"
     nb = nbformat.read(autograded, as_version=4)
     removed = sanitize_notebook(nb)
     nbformat.write(nb, autograded)
     _nbgrader(course, env, "generate_feedback", "tiny", "--force")
-    pages = {s: (course / "feedback" / s / "tiny" / "tiny.html").read_text() for s in ("clean", "raw", "sanitized")}
-    return {**pages, "removed": removed}
+    pages = {s: (course / "feedback" / s / "tiny" / "tiny.html").read_text()
+             for s in ("clean", "raw", "sanitized", "float")}
+    return {**pages, "removed": removed, "source": source,
+            "autograded": nbformat.read(course / "autograded" / "float" / "tiny" / "tiny.ipynb", as_version=4)}
 
 
 PAYLOADS = ["alert('html')", "display:none", "onerror", "alert('js')", "svg", "alert('markdown-output')",
@@ -357,3 +382,97 @@ def test_nbgrader_feedback_of_a_sanitized_notebook_still_shows_text_images_and_r
     assert "test_answer" in page and "test_name" in page and "ValueError" in page
     assert "Because &lt;b&gt;it&lt;/b&gt; is" in page  # the written answer, its markup as text
     assert "&lt;IPython.core.display.HTML object&gt;" in page
+
+
+# ------------------------------------------------------------ hidden tests
+HIDDEN_CODE = ["BEGIN HIDDEN TESTS", "END HIDDEN TESTS", 'secret_expected = int("4" + "2")',
+               "type(answer()) is type(secret_expected)", 'name().upper() == "OK"', "hidden input:", "42000"]
+
+
+def _hidden_test_notebook():
+    """An autograded notebook as nbgrader leaves it: a test cell with its hidden tests back
+    in, a traceback (as IPython writes it) quoting the hidden line that failed."""
+    source = '"""answer() is 42"""\nassert answer() == 42\n' + HIDDEN_ANSWER
+    failing = source.split("\n").index('assert type(answer()) is type(secret_expected), "answer() must return an int"')
+    traceback = ["\x1b[0;31m----------------------------------------------------------------------\x1b[0m",
+                 "\x1b[0;31mAssertionError\x1b[0m                            Traceback (most recent call last)",
+                 f"Cell \x1b[0;32mIn[3], line {failing + 1}\x1b[0m\n      1 # ...\n\x1b[0;32m----> {failing + 1}\x1b[0m "
+                 "assert type(answer()) is type(secret_expected), \"answer() must return an int\"\n",
+                 "\x1b[0;31mAssertionError\x1b[0m: answer() must return an int"]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [new_code("def answer():\n    return 42.0", metadata={"nbgrader": {
+                    "grade": False, "solution": True, "locked": False, "grade_id": "answers", "schema_version": 3}}),
+                new_code(source, execution_count=3, metadata={"nbgrader": {
+                    "grade": True, "solution": False, "locked": True, "grade_id": "test_answer", "points": 1,
+                    "schema_version": 3}},
+                    outputs=[new_output("stream", name="stdout", text="hidden input: 42000\n"),
+                             new_output("error", ename="AssertionError", evalue="answer() must return an int",
+                                        traceback=traceback)])]
+    return nb
+
+
+def test_hiding_takes_the_hidden_code_and_its_traceback_out_of_a_page():
+    from crsky.grading.hidden import NOT_SHOWN, hide_hidden_tests, leaks
+
+    nb = _hidden_test_notebook()
+    source = nbformat.from_dict(nbformat.reads(nbformat.writes(nb), as_version=4))
+    before = render(nb)
+    assert len(leaks(before, source)) >= 4  # the markers and the hidden lines: the search finds them
+    log = hide_hidden_tests(nb)
+    nbformat.validate(nb)
+    page = render(nb)
+
+    assert leaks(page, source) == []
+    for code in HIDDEN_CODE:
+        assert code not in page, code
+    test = nb.cells[1]
+    assert test.source == '"""answer() is 42"""\nassert answer() == 42\n' + NOT_SHOWN
+    assert test.metadata.nbgrader["grade_id"] == "test_answer" and test.metadata.nbgrader["points"] == 1
+    assert [o.output_type for o in test.outputs] == ["stream", "error"]
+    assert test.outputs[1].traceback == ["AssertionError: answer() must return an int (raised in a hidden test)"]
+    assert "not shown: the cell runs hidden tests" in test.outputs[0].text
+    assert log == ["test_answer: 3 hidden line(s) and 2 output(s) replaced"]
+    assert hide_hidden_tests(nb) == []  # nothing left to hide
+
+
+def test_a_failure_in_the_visible_tests_says_so_and_a_message_quoting_hidden_code_is_replaced():
+    from crsky.grading.hidden import hide_hidden_tests
+
+    nb = _hidden_test_notebook()
+    error = nb.cells[1].outputs[1]
+    error.traceback = [t.replace("line 6", "line 2").replace("----> 6", "----> 2") for t in error.traceback]
+    error.evalue = 'oops: assert type(answer()) is type(secret_expected), "answer() must return an int"'
+    hide_hidden_tests(nb)
+    assert nb.cells[1].outputs[1].traceback == [
+        "AssertionError: (the message is not shown: it quotes a hidden test) (raised in the tests shown above)"]
+
+
+def test_the_course_configuration_hides_hidden_tests_in_every_feedback_page():
+    steps = course_feedback_steps()
+    assert steps == ["nbgrader.preprocessors.getgrades.GetGrades", "crsky.grading.hidden.HideHiddenTests",
+                     "nbconvert.preprocessors.csshtmlheader.CSSHTMLHeaderPreprocessor"], steps
+
+
+@pytest.mark.grading
+def test_no_hidden_test_line_reaches_a_feedback_page_of_nbgrader(feedback_pages):
+    from crsky.grading.hidden import leaks
+
+    for student in ("clean", "raw", "sanitized", "float"):
+        page = feedback_pages[student]
+        assert leaks(page, feedback_pages["source"]) == [], student
+        for code in HIDDEN_CODE:
+            assert code not in page, (student, code)
+    # The autograded notebook (what instructors grade from) keeps them.
+    assert any("BEGIN HIDDEN TESTS" in c.source for c in feedback_pages["autograded"].cells)
+
+
+@pytest.mark.grading
+def test_a_failed_hidden_test_shows_its_name_points_and_message(feedback_pages):
+    page = feedback_pages["float"]
+    assert "test_answer" in page and "Score: 0.0 / 1.0" in page and "Score: 1.0 / 1.0" in page  # test_name passed
+    assert "AssertionError: answer() must return an int (raised in a hidden test)" in page
+    from crsky.grading.hidden import NOT_SHOWN, page_text
+
+    text = page_text(page)  # the code is highlighted: its words are spans of their own
+    assert 'assert answer() == 42 ' + NOT_SHOWN in text  # the visible tests, as the student's notebook has them
+    assert "(1 output of this test cell not shown: the cell runs hidden tests)" in text

@@ -149,15 +149,33 @@ def nbgrader(args, course_dir, db_url, env, timeout_s, cell_timeout_s=120, kerne
     return subprocess.CompletedProcess(command, process.returncode, output, "")
 
 
+def feedback_config():
+    """The sections of the course's nbgrader configuration (``grading/nbgrader_config.py``)
+    that make feedback pages: ``GenerateFeedback`` (its preprocessors, among them
+    :class:`crsky.grading.hidden.HideHiddenTests`) and ``HideHiddenTests``."""
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    loaded = PyFileConfigLoader("nbgrader_config.py", path=str(GRADING_DIR)).load_config()
+    config = Config()
+    for section in ("GenerateFeedback", "HideHiddenTests", "ClearHiddenTests"):
+        if section in loaded:
+            config[section] = loaded[section]
+    return config
+
+
 def generate_feedback(course_dir, db_url, assignment, student):
     """nbgrader's ``generate_feedback`` for one student, in this process (as the formgrader
     runs it: no student code runs here, and a process of its own would cost a second of
-    imports per notebook). Writes ``feedback/<student>/<assignment>/<assignment>.html``."""
+    imports per notebook), with the course's feedback preprocessors. Writes
+    ``feedback/<student>/<assignment>/<assignment>.html``, and removes it again (raising
+    RuntimeError) when it shows anything of the hidden tests (:func:`crsky.grading.hidden.leaks`)."""
     from nbgrader.apps.api import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
 
-    config = Config()
+    from crsky.grading import hidden
+
+    config = feedback_config()
     config.CourseDirectory.root = str(course_dir)
     config.CourseDirectory.db_url = db_url
     config.CourseDirectory.course_id = gradebook.COURSE_ID
@@ -165,6 +183,19 @@ def generate_feedback(course_dir, db_url, assignment, student):
     result = api.generate_feedback(assignment, student, force=True)
     if not result.get("success"):
         raise RuntimeError((result.get("error") or result.get("log") or "")[-500:])
+    page = Path(course_dir) / "feedback" / student / assignment / f"{assignment}.html"
+    source = Path(course_dir) / "source" / assignment / f"{assignment}.ipynb"
+    submitted = Path(course_dir) / "submitted" / student / assignment / f"{assignment}.ipynb"
+    if page.is_file() and source.is_file():
+        try:
+            own = nbformat.read(submitted, as_version=4)
+        except Exception:  # unreadable: no line of it is the student's own
+            own = None
+        shown = hidden.leaks(page.read_text(errors="replace"), nbformat.read(source, as_version=4), own)
+        if shown:
+            page.unlink()
+            raise RuntimeError(f"the page showed {len(shown)} line(s) of the hidden tests and was withheld; "
+                               "is HideHiddenTests in c.GenerateFeedback.preprocessors of grading/nbgrader_config.py?")
 
 
 def nbgrader_env(folder):
