@@ -2,6 +2,7 @@
 with the fix, wherever students could read it; the pipeline's --seed-file goes through it."""
 
 import os
+import re
 import secrets
 import stat
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 from crsky.course import COURSE_ROOT
 from crsky.grading import pipeline, seed
-from crsky.grading.seed import MIN_SEED, SeedError, files_containing, new_seed_file, read_seed_file
+from crsky.grading.seed import DEFAULT_SEED_FILE, MIN_SEED, SeedError, files_containing, new_seed_file, read_seed_file
 
 # A seed this file prints: the repository holds it, so no seed file may use it.
 WRITTEN_IN_THE_REPOSITORY = 5772156649015328
@@ -228,3 +229,63 @@ def test_the_command_line_grades_with_a_generated_seed_and_refuses_a_bad_one(tmp
     with pytest.raises(SystemExit, match="error: the seed in .* is written in the repository"):
         pipeline.main([str(tmp_path), "--seed-file", str(bad)])
     assert len(seen) == 1
+
+
+# ------------------------------------------------------------------ the docs
+DOCS = ["README.md", "grading/README.md", *sorted(str(p.relative_to(COURSE_ROOT)) for p in (COURSE_ROOT / "docs").glob("*.md"))]
+
+
+def test_the_docs_old_example_seed_is_refused_with_the_fix(tmp_path):
+    # The number grading/README.md once told instructors to echo into their seed file.
+    path = _seed_file(tmp_path / "crsky-grading-seed", "918273\n")
+    message = _refused(path, "below 1,000,000", FIX)
+    with pytest.raises(pipeline.GradingError, match="python -m crsky.grading.seed new"):
+        pipeline.read_seed(str(path))
+    assert "918273" not in message
+
+
+def test_the_docs_make_the_seed_with_the_command_and_name_one_seed_file(capsys):
+    default = str(DEFAULT_SEED_FILE)
+    assert default == "~/.config/crsky/heldout.seed"
+    shown = {}
+    for name in DOCS:
+        text = (COURSE_ROOT / name).read_text()
+        # No seed written by hand (an example number is copied as it is).
+        assert not re.search(r"echo\s+[0-9]+\s*>", text), f"{name}: a seed written by hand; use {FIX}"
+        for value in re.findall(r"--seed-file[ =]+(\S+)", text):
+            shown.setdefault(value.strip("`'\""), []).append(name)
+        if "--seed-file" in text:
+            assert FIX in text, f"{name} passes --seed-file but never says how to make the file ({FIX})"
+    assert set(shown) == {default}, f"the docs name the seed file differently: {shown}"
+    assert {"README.md", "grading/README.md"} <= {n for names in shown.values() for n in names}
+    with pytest.raises(SystemExit):
+        pipeline.main(["--help"])
+    help_text = re.sub(r"\s+", " ", capsys.readouterr().out)
+    assert default in help_text and FIX in help_text, help_text
+
+
+def test_a_seed_file_in_the_real_checkout_is_refused_by_the_pipeline():
+    folder = COURSE_ROOT / "grading" / "course"  # ignored by git, so an easy place to leave a file
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"heldout-{secrets.token_hex(4)}.seed"
+    try:
+        _seed_file(path, f"{PRIVATE}\n")
+        with pytest.raises(pipeline.GradingError, match=f"is inside {re.escape(str(COURSE_ROOT))}.*the course checkout"
+                                                        ".*Move it out: mkdir -p -m 700"):
+            pipeline.read_seed(str(path))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_the_folders_a_sandbox_mounts_are_all_refused():
+    from crsky.grading import sandbox
+
+    folders = seed.mounted_folders()
+    assert str(COURSE_ROOT) in folders and "/usr" in folders and "/etc/ssl" in folders
+    for folder in sandbox.python_installation(sys.executable):
+        assert folder in folders
+    # The environment the sandbox binds is among them, under its real name.
+    assert any(Path(sys.prefix).resolve().is_relative_to(Path(f).resolve()) for f in folders), sys.prefix
+    system_file = next(p for p in ("/etc/os-release", "/usr/lib/os-release", "/usr/bin/env") if Path(p).is_file())
+    with pytest.raises(pipeline.GradingError, match="a folder every grading sandbox mounts"):
+        pipeline.read_seed(system_file)

@@ -224,10 +224,8 @@ def read_seed(seed_file):
         return None
     from crsky.grading import seed as seeds
 
-    mounted = [*sandbox.python_installation(sys.executable), COURSE_ROOT,
-               *(f"/{name}" for name in sandbox.SYSTEM_ENTRIES)]
     try:
-        return seeds.read_seed_file(seed_file, forbidden_folders=mounted)
+        return seeds.read_seed_file(seed_file, forbidden_folders=seeds.mounted_folders())
     except seeds.SeedError as error:
         raise GradingError(str(error)) from None
 

@@ -72,6 +72,19 @@ def _refuse_location(path, forbidden_folders):
                 raise SeedError(f"the seed file {path} is inside {candidate}: {why}. {fix}")
 
 
+def mounted_folders(python=None):
+    """Every folder a grading sandbox mounts on this machine (:mod:`crsky.grading.sandbox`):
+    the Python installation of ``python`` (default: this interpreter; with the virtual
+    environment and the installed package), the course checkout, the system folders
+    (``/usr``, ``/bin``, ``/lib`` ...) and the entries of ``/etc`` it binds."""
+    from crsky.grading import sandbox
+
+    folders = [*sandbox.python_installation(python or sys.executable), str(COURSE_ROOT)]
+    folders += [f"/{name}" for name in sandbox.SYSTEM_ENTRIES]
+    folders += [f"/etc/{name}" for name in sandbox.ETC_ENTRIES]
+    return folders
+
+
 def new_seed_file(path=DEFAULT_SEED_FILE, forbidden_folders=()):
     """Write a new random seed (:data:`SEED_BITS` bits from :mod:`secrets`) into ``path``, a
     new file of mode 0600 (its folder is made with mode 0700 when missing). Refuses to
@@ -181,9 +194,7 @@ def main(argv=None):
         command.add_argument("path", nargs="?", default=str(DEFAULT_SEED_FILE),
                              help=f"the seed file (default {DEFAULT_SEED_FILE})")
     args = parser.parse_args(argv)
-    from crsky.grading import sandbox
-
-    forbidden = sandbox.python_installation(sys.executable)
+    forbidden = mounted_folders()
     try:
         if args.command == "new":
             path = new_seed_file(args.path, forbidden)
