@@ -169,8 +169,6 @@ def multiplet_correlations(x, radii_deg=CORRELATION_RADII_DEG, correlation_edges
         cosmic rays of each map have a multiplet with that many members (``sizes[k]`` up to
         the next size) and |correlation| in each bin. ``pairs``: as for :func:`multiplet_counts`.
     """
-    from crsky.sky import tangent_basis
-
     x = np.asarray(x)
     n_maps, n_points = x.shape[:2]
     chunk_size = n_maps if pairs is not None else chunk_size
@@ -180,50 +178,78 @@ def multiplet_correlations(x, radii_deg=CORRELATION_RADII_DEG, correlation_edges
     for start in range(0, n_maps, chunk_size):
         chunk = x[start:start + chunk_size]
         size = len(chunk)
-        vectors = chunk[..., :3].astype(float)
-        u = inverse_energy(chunk)
-        m, i, j, cosine = pairs if pairs is not None else close_pairs(vectors, max(radii_deg))
-        angle = _angles_deg(cosine)
-        # Both directions: centre c, member q.
-        centre = np.concatenate([m * n_points + i, m * n_points + j])
-        member = np.concatenate([m * n_points + j, m * n_points + i])
-        member_angle = np.concatenate([angle, angle])
-        flat_vectors = vectors.reshape(-1, 3)
-        flat_u = u.reshape(-1)
-        e1, e2 = tangent_basis(flat_vectors)
-        p1 = np.einsum("ij,ij->i", flat_vectors[member], e1[centre])
-        p2 = np.einsum("ij,ij->i", flat_vectors[member], e2[centre])
-        for r, radius in enumerate(radii_deg):
-            inside = member_angle < radius
-            c, q1, q2, uq = centre[inside], p1[inside], p2[inside], flat_u[member[inside]]
-            total = size * n_points
-
-            def sums(weights):  # the centre itself sits at (0, 0) with its own 1/E
-                return np.bincount(c, weights=weights, minlength=total)
-
-            count = sums(None) + 1.0
-            s1, s2 = sums(q1), sums(q2)
-            su = sums(uq) + flat_u
-            s11, s22, s12 = sums(q1 * q1), sums(q2 * q2), sums(q1 * q2)
-            s1u, s2u = sums(q1 * uq), sums(q2 * uq)
-            suu = sums(uq * uq) + flat_u ** 2
-            mean1, mean2, meanu = s1 / count, s2 / count, su / count
-            c11, c22, c12 = s11 / count - mean1 ** 2, s22 / count - mean2 ** 2, s12 / count - mean1 * mean2
-            c1u, c2u, cuu = s1u / count - mean1 * meanu, s2u / count - mean2 * meanu, suu / count - meanu ** 2
-            # Principal axis of the 2 x 2 position covariance.
-            theta = 0.5 * np.arctan2(2 * c12, c11 - c22)
-            a1, a2 = np.cos(theta), np.sin(theta)
-            var_axis = a1 * a1 * c11 + 2 * a1 * a2 * c12 + a2 * a2 * c22
-            cov_axis = a1 * c1u + a2 * c2u
-            correlation = np.abs(cov_axis) / np.sqrt(np.maximum(var_axis * cuu, 1e-300))
-            correlation = np.where((var_axis > 0) & (cuu > 0), np.minimum(correlation, 1.0), 0.0)
-            size_class = np.searchsorted(sizes, count, side="right") - 1
-            corr_class = np.clip(np.searchsorted(edges, correlation, side="right") - 1, 0, n_c - 1)
+        count, correlation = neighbourhood_correlations(chunk, radii_deg, pairs=pairs)
+        map_of = np.repeat(np.arange(size), n_points)
+        for r in range(n_r):
+            size_class = np.searchsorted(sizes, count[:, :, r].reshape(-1), side="right") - 1
+            corr_class = np.clip(np.searchsorted(edges, correlation[:, :, r].reshape(-1), side="right") - 1, 0, n_c - 1)
             valid = size_class >= 0
-            map_of = np.repeat(np.arange(size), n_points)
             index = (map_of[valid] * n_s + size_class[valid]) * n_c + corr_class[valid]
             out[start:start + size, r] = np.bincount(index, minlength=size * n_s * n_c).reshape(size, n_s, n_c)
     return out
+
+
+def neighbourhood_correlations(x, radii_deg=CORRELATION_RADII_DEG, pairs=None):
+    """Around every cosmic ray c and for each radius R, the multiplet of c and its
+    neighbours within R: how many members it has and how well their positions along its
+    principal axis (in the plane tangent to the sky at c) follow 40 EeV/E.
+
+    Args:
+        x: maps ``(n, P, 4)``.
+        radii_deg: radii R (degrees).
+        pairs: optional :func:`close_pairs` of ``x`` up to at least ``max(radii_deg)``.
+
+    Returns:
+        ``(count, correlation)``, float arrays ``(n, P, len(radii_deg))``: the members (c
+        included, so at least 1) and |correlation| in [0, 1] (0 where undefined, e.g. a
+        multiplet of one).
+    """
+    from crsky.sky import tangent_basis
+
+    x = np.asarray(x)
+    n_maps, n_points = x.shape[:2]
+    vectors = x[..., :3].astype(float)
+    u = inverse_energy(x)
+    m, i, j, cosine = pairs if pairs is not None else close_pairs(vectors, max(radii_deg))
+    angle = _angles_deg(cosine)
+    # Both directions: centre c, member q.
+    centre = np.concatenate([m * n_points + i, m * n_points + j])
+    member = np.concatenate([m * n_points + j, m * n_points + i])
+    member_angle = np.concatenate([angle, angle])
+    flat_vectors = vectors.reshape(-1, 3)
+    flat_u = u.reshape(-1)
+    e1, e2 = tangent_basis(flat_vectors)
+    p1 = np.einsum("ij,ij->i", flat_vectors[member], e1[centre])
+    p2 = np.einsum("ij,ij->i", flat_vectors[member], e2[centre])
+    total = n_maps * n_points
+    counts = np.empty((total, len(radii_deg)))
+    correlations = np.empty((total, len(radii_deg)))
+    for r, radius in enumerate(radii_deg):
+        inside = member_angle < radius
+        c, q1, q2, uq = centre[inside], p1[inside], p2[inside], flat_u[member[inside]]
+
+        def sums(weights):  # the centre itself sits at (0, 0) with its own 1/E
+            return np.bincount(c, weights=weights, minlength=total)
+
+        count = sums(None) + 1.0
+        s1, s2 = sums(q1), sums(q2)
+        su = sums(uq) + flat_u
+        s11, s22, s12 = sums(q1 * q1), sums(q2 * q2), sums(q1 * q2)
+        s1u, s2u = sums(q1 * uq), sums(q2 * uq)
+        suu = sums(uq * uq) + flat_u ** 2
+        mean1, mean2, meanu = s1 / count, s2 / count, su / count
+        c11, c22, c12 = s11 / count - mean1 ** 2, s22 / count - mean2 ** 2, s12 / count - mean1 * mean2
+        c1u, c2u, cuu = s1u / count - mean1 * meanu, s2u / count - mean2 * meanu, suu / count - meanu ** 2
+        # Principal axis of the 2 x 2 position covariance.
+        theta = 0.5 * np.arctan2(2 * c12, c11 - c22)
+        a1, a2 = np.cos(theta), np.sin(theta)
+        var_axis = a1 * a1 * c11 + 2 * a1 * a2 * c12 + a2 * a2 * c22
+        cov_axis = a1 * c1u + a2 * c2u
+        correlation = np.abs(cov_axis) / np.sqrt(np.maximum(var_axis * cuu, 1e-300))
+        counts[:, r] = count
+        correlations[:, r] = np.where((var_axis > 0) & (cuu > 0), np.minimum(correlation, 1.0), 0.0)
+    shape = (n_maps, n_points, len(radii_deg))
+    return counts.reshape(shape), correlations.reshape(shape)
 
 
 def classical_features(x, method="energy", chunk_size=128):
@@ -285,6 +311,46 @@ def evaluate_baselines(x_train, y_train, x_test, y_test, psi_deg=(2.0, 4.0, 6.0,
                                               features=(train[:, :n_multiplet], test[:, :n_multiplet]))
     results["energy"] = evaluate_classical(x_train, y_train, x_test, y_test, "energy", features=(train, test))
     return results
+
+
+MEMBER_RADII_DEG = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
+
+
+def member_features(x, radii_deg=MEMBER_RADII_DEG, chunk_size=128):
+    """Per-cosmic-ray features of the classical member baseline, ``(n, P, 3 R + 1)`` for R radii.
+
+    For each radius (degrees): log(1 + neighbours within it), the |correlation| between
+    position along the neighbourhood's principal axis and 40 EeV/E
+    (:func:`neighbourhood_correlations`) and their product (a correlation counts more in
+    a crowded neighbourhood); last the cosmic ray's own 40 EeV/E (low energies are
+    smeared and deflected most). No other map's cosmic rays and no truth enter.
+    """
+    x = np.asarray(x)
+    out = []
+    for start in range(0, len(x), chunk_size):
+        chunk = x[start:start + chunk_size]
+        count, correlation = neighbourhood_correlations(chunk, radii_deg)
+        crowd = np.log(count)  # count includes the cosmic ray itself: log(1 + neighbours)
+        out.append(np.concatenate([crowd, correlation, crowd * correlation, inverse_energy(chunk)[..., None]],
+                                  axis=-1))
+    return np.concatenate(out).astype(np.float64)
+
+
+def fit_member_baseline(x, targets, c=1.0, max_maps=2_000):
+    """The classical member baseline: a logistic regression (standardised features) of the
+    targets ``(n, P)`` (1 source member, 0 background; see :func:`crsky.members.member_targets`)
+    on :func:`member_features` of maps ``x`` ``(n, P, 4)``, fitted on at most the first
+    ``max_maps`` maps. Returns the fitted scikit-learn pipeline; score with :func:`member_baseline_scores`."""
+    x, targets = np.asarray(x)[:max_maps], np.asarray(targets)[:max_maps]
+    features = member_features(x)
+    return fit_classifier(features.reshape(-1, features.shape[-1]), targets.reshape(-1) > 0.5, c)
+
+
+def member_baseline_scores(model, x):
+    """Member probability of every cosmic ray of maps ``x`` ``(n, P, 4)`` under the fitted
+    baseline ``model`` (:func:`fit_member_baseline`): ``(n, P)``."""
+    features = member_features(x)
+    return model.predict_proba(features.reshape(-1, features.shape[-1]))[:, 1].reshape(features.shape[:2])
 
 
 def isotropic_expectation(psi_deg, n_events=500):
