@@ -10,6 +10,26 @@ from crsky.sky import vectors_to_lonlat
 from crsky.spectrum import energy_from_feature
 
 
+#: The colour and line style of each curve of a figure, in order: the curves of one figure
+#: differ in both (colour-blind readers, grey-scale print). Colours of Okabe and Ito's
+#: colour-blind-safe palette; no style is the dotted line of the chance diagonal.
+CURVE_STYLES = (
+    ("#0072B2", "-"), ("#E69F00", "--"), ("#009E73", "-."), ("#D55E00", (0, (3, 1, 1, 1, 1, 1))),
+    ("#CC79A7", (0, (8, 2))), ("#56B4E9", (0, (3, 1))), ("#000000", (0, (6, 2, 1, 2))),
+)
+#: The chance diagonal of ROC curves: thin, grey, dotted, and no curve's style.
+CHANCE_STYLE = {"color": "0.55", "linestyle": ":", "linewidth": 0.9}
+
+
+def curve_styles(n):
+    """``n`` (colour, linestyle) pairs for the curves of one figure, no two alike: the first
+    ``len(CURVE_STYLES)`` differ in colour and in line style, later ones in one of them."""
+    k = len(CURVE_STYLES)
+    if n > k * k:
+        raise ValueError(f"at most {k * k} curves in one figure keep their own colour and line style, got {n}")
+    return [(CURVE_STYLES[i % k][0], CURVE_STYLES[(i + i // k) % k][1]) for i in range(n)]
+
+
 def _sky_axes(ax):
     if ax is None:
         fig = plt.figure(figsize=(8, 4.5))
@@ -79,10 +99,12 @@ def training_curves(history):
     values = getattr(history, "history", history)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     epochs = np.arange(1, len(values["loss"]) + 1)
+    (train_colour, train_style), (val_colour, val_style) = curve_styles(2)
     for ax, metric in zip(axes, ("loss", "accuracy")):
-        ax.plot(epochs, values[metric], "o-", label="training")
+        ax.plot(epochs, values[metric], marker="o", color=train_colour, linestyle=train_style, label="training")
         if "val_" + metric in values:
-            ax.plot(epochs, values["val_" + metric], "o-", label="validation")
+            ax.plot(epochs, values["val_" + metric], marker="s", color=val_colour, linestyle=val_style,
+                    label="validation")
         ax.set(xlabel="epoch", ylabel=metric)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -92,15 +114,17 @@ def training_curves(history):
 
 
 def roc_curves(curves, ax=None):
-    """ROC curves: ``curves`` maps a name to ``(labels, scores)``. Returns the axes."""
+    """ROC curves: ``curves`` maps a name to ``(labels, scores)``; each curve has a colour and
+    a line style of its own (:func:`curve_styles`). Returns the axes."""
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))
     from sklearn.metrics import roc_auc_score
 
-    for name, (labels, scores) in curves.items():
+    for (name, (labels, scores)), (colour, style) in zip(curves.items(), curve_styles(len(curves))):
         false_positive, true_positive, _ = roc_curve(labels, scores)
-        ax.plot(false_positive, true_positive, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
-    ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.plot(false_positive, true_positive, color=colour, linestyle=style,
+                label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
+    ax.plot([0, 1], [0, 1], **CHANCE_STYLE)
     ax.set(xlabel="false positive rate (isotropic maps called signal)",
            ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right", fontsize=8)
