@@ -234,6 +234,45 @@ def build_reference_model(num_points=NUM_POINTS, k=8, nodes=(8, 16, 32), bn_mome
     return keras.Model([points_input, feats_input], out, name="dgcnn")
 
 
+def build_member_model(num_points=NUM_POINTS, k=8, nodes=(16, 16, 32), head=(32,), bn_momentum=0.9, agg_func="mean",
+                       energy_deflection_deg_eev=320.0, layer_class=EdgeConv, **layer_options):
+    """A DGCNN with one output per cosmic ray: which cosmic rays came from a source.
+
+    Inputs are ``[points (batch, P, 3), features (batch, P, 4)]`` as for
+    :func:`build_reference_model`; the output is ``(batch, P)``: for every cosmic ray the
+    probability (sigmoid) that it came from a source. There is no pooling over the cosmic
+    rays: the features go through :class:`EnergyScaling`, then three EdgeConvs (the first
+    with :func:`edge_kernel` on the sky graph, the second with :func:`textbook_kernel` on
+    the sky graph, the third with :func:`textbook_kernel` on the dynamic graph of the
+    features computed so far, widths ``nodes``, ``k`` neighbours, a ReLU after each);
+    their outputs are concatenated per cosmic ray ``(batch, P, sum(nodes))`` (what each
+    cosmic ray's near and wider neighbourhood look like) and a small network of Dense
+    layers (widths ``head``, ReLU) applied to each cosmic ray alone ends in one sigmoid.
+    ``layer_class`` and ``layer_options`` choose the graph layer, as for
+    :func:`build_reference_model`.
+    """
+    points = layers.Input((num_points, 3), name="points")
+    features = layers.Input((num_points, 4), name="features")
+    scaled = EnergyScaling(energy_deflection_deg_eev, name="energy_scaling")(features)
+    first_options = {key: value for key, value in layer_options.items() if key != "dense_per_point"}
+
+    def edgeconv(kernel_func, options):
+        return layer_class(kernel_func, next_neighbors=k, agg_func=agg_func, **options)
+
+    x1 = edgeconv(lambda a: edge_kernel(a, nodes=nodes[0], bn_momentum=bn_momentum), first_options)([points, scaled])
+    x1 = layers.Activation("relu")(x1)
+    x2 = edgeconv(lambda a: textbook_kernel(a, nodes=nodes[1], bn_momentum=bn_momentum), layer_options)([points, x1])
+    x2 = layers.Activation("relu")(x2)
+    x3 = edgeconv(lambda a: textbook_kernel(a, nodes=nodes[2], bn_momentum=bn_momentum), layer_options)([x2, x2])
+    x3 = layers.Activation("relu")(x3)
+    x = layers.Concatenate(axis=-1, name="per_cosmic_ray")([x1, x2, x3])
+    for width in head:
+        x = layers.Dense(width, activation="relu")(x)  # acts on each cosmic ray alone
+    x = layers.Dense(1, activation="sigmoid", dtype="float32", name="membership")(x)
+    out = layers.Reshape((num_points,), name="member_probability")(x)
+    return keras.Model([points, features], out, name="dgcnn_members")
+
+
 def compile_textbook(model, learning_rate=3e-3):
     """Compile as the textbook does: binary cross-entropy, Adam(3e-3, weight decay 1e-4)."""
     model.compile(
