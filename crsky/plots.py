@@ -149,3 +149,75 @@ def graph_on_sky(graph, vectors, ax=None, title=None, node_color=None, edge_colo
     if title:
         ax.set_title(title, fontsize=10, pad=14)
     return ax
+
+
+# Distinct colours and line styles: curves stay apart in grey-scale print and for colour-blind
+# readers; none is dotted, the style of the chance diagonal.
+_MEMBER_STYLES = (("#0072B2", "-"), ("#E69F00", "--"), ("#009E73", "-."), ("#D55E00", (0, (3, 1, 1, 1, 1, 1))))
+
+
+def member_roc_curves(curves, ax=None):
+    """Per-cosmic-ray ROC curves: ``curves`` maps a name to ``(targets, scores)``, both
+    ``(n_maps, P)`` (targets 1 for a source's cosmic ray, 0 for background). Each curve has
+    its own colour and line style. Returns the axes."""
+    from crsky.members import member_auc
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    for (name, (targets, scores)), (colour, style) in zip(curves.items(), _MEMBER_STYLES * len(curves)):
+        targets, scores = np.asarray(targets).reshape(-1), np.asarray(scores).reshape(-1)
+        false_positive, true_positive, _ = roc_curve(targets > 0.5, scores)
+        ax.plot(false_positive, true_positive, color=colour, linestyle=style,
+                label=f"{name} (AUC {member_auc(targets[None], scores[None]):.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=0.8)
+    ax.set(xlabel="background cosmic rays selected (false positive rate)",
+           ylabel="source cosmic rays selected (efficiency)", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+def purity_efficiency(curves, ax=None, marks=None):
+    """Purity against efficiency, one score threshold over all maps: ``curves`` maps a name
+    to ``(targets, scores)`` ``(n_maps, P)``. ``marks`` (optional) maps a name to one
+    ``(efficiency, purity)`` point to mark (e.g. each map's 25 highest-scored cosmic rays).
+    Returns the axes."""
+    from crsky.members import purity_efficiency_curve
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    for (name, (targets, scores)), (colour, style) in zip(curves.items(), _MEMBER_STYLES * len(curves)):
+        efficiency, purity, _ = purity_efficiency_curve(targets, scores)
+        ax.plot(efficiency, purity, color=colour, linestyle=style, label=name)
+        if marks and name in marks:
+            ax.plot(*marks[name], "o", color=colour, markersize=6)
+    ax.set(xlabel="efficiency (source cosmic rays selected)", ylabel="purity (selected that came from a source)",
+           xlim=(0, 1), ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    return ax
+
+
+def member_skymap(sky_map, targets, selected, ax=None, title=None):
+    """One sky map ``(P, 4)`` in galactic coordinates with the selected cosmic rays against
+    the truth: ``targets`` ``(P,)`` (1 from a source) and ``selected`` ``(P,)`` (bool).
+    Found members are filled circles, missed members open circles, selected background
+    crosses, the rest small grey dots. Returns the axes."""
+    sky_map = np.asarray(sky_map)
+    truth, selected = np.asarray(targets) > 0.5, np.asarray(selected, dtype=bool)
+    ax = _sky_axes(ax)
+    lon, lat = vectors_to_lonlat(sky_map[:, :3])
+    lon = -lon
+    rest = ~truth & ~selected
+    ax.scatter(lon[rest], lat[rest], s=4, color="0.6", linewidths=0, label="background")
+    groups = (
+        (truth & selected, dict(s=30, color="tab:blue", marker="o", linewidths=0), "from a source, selected"),
+        (truth & ~selected, dict(s=34, facecolors="none", edgecolors="tab:blue", marker="o", linewidths=1.0),
+         "from a source, missed"),
+        (~truth & selected, dict(s=30, color="tab:red", marker="x", linewidths=1.2), "background, selected"),
+    )
+    for mask, style, label in groups:
+        ax.scatter(lon[mask], lat[mask], label=f"{label} ({int(mask.sum())})", **style)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.32), ncol=2, fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10, pad=14)
+    return ax
