@@ -151,25 +151,21 @@ def graph_on_sky(graph, vectors, ax=None, title=None, node_color=None, edge_colo
     return ax
 
 
-# Distinct colours and line styles: curves stay apart in grey-scale print and for colour-blind
-# readers; none is dotted, the style of the chance diagonal.
-_MEMBER_STYLES = (("#0072B2", "-"), ("#E69F00", "--"), ("#009E73", "-."), ("#D55E00", (0, (3, 1, 1, 1, 1, 1))))
-
 
 def member_roc_curves(curves, ax=None):
     """Per-cosmic-ray ROC curves: ``curves`` maps a name to ``(targets, scores)``, both
     ``(n_maps, P)`` (targets 1 for a source's cosmic ray, 0 for background). Each curve has
-    its own colour and line style. Returns the axes."""
+    its own colour and line style (:func:`curve_styles`). Returns the axes."""
     from crsky.members import member_auc
 
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))
-    for (name, (targets, scores)), (colour, style) in zip(curves.items(), _MEMBER_STYLES * len(curves)):
+    for (name, (targets, scores)), (colour, style) in zip(curves.items(), curve_styles(len(curves))):
         targets, scores = np.asarray(targets).reshape(-1), np.asarray(scores).reshape(-1)
         false_positive, true_positive, _ = roc_curve(targets > 0.5, scores)
         ax.plot(false_positive, true_positive, color=colour, linestyle=style,
                 label=f"{name} (AUC {member_auc(targets[None], scores[None]):.3f})")
-    ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=0.8)
+    ax.plot([0, 1], [0, 1], **CHANCE_STYLE)
     ax.set(xlabel="background cosmic rays selected (false positive rate)",
            ylabel="source cosmic rays selected (efficiency)", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right", fontsize=8)
@@ -185,7 +181,7 @@ def purity_efficiency(curves, ax=None, marks=None):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))
-    for (name, (targets, scores)), (colour, style) in zip(curves.items(), _MEMBER_STYLES * len(curves)):
+    for (name, (targets, scores)), (colour, style) in zip(curves.items(), curve_styles(len(curves))):
         efficiency, purity, _ = purity_efficiency_curve(targets, scores)
         ax.plot(efficiency, purity, color=colour, linestyle=style, label=name)
         if marks and name in marks:
