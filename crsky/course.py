@@ -31,7 +31,7 @@ COLAB_REQUIREMENT = "crsky @ https://github.com/crsky-course/crsky/releases/down
 GRADING_RUNS = ("autograde", "validate")
 # The course's assignments, in order (04 uses the model 03 saves); one folder each in
 # solutions/ (instructor notebooks) and notebooks/ (student notebooks).
-ASSIGNMENTS = ("01_sky", "02_kernel", "03_training", "04_graph")
+ASSIGNMENTS = ("01_sky", "02_kernel", "03_training", "04_graph", "05_sources")
 # The repository (solutions/, notebooks/, grading/) when the package is used from a checkout.
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 

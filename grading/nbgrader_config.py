@@ -36,7 +36,7 @@ c.ExecutePreprocessor.kernel_name = "python3"
 # score it 0 without a word).
 c.OverwriteCells.add_missing_cells = True
 # The student's trained model is theirs: never replaced by a file from the source folder.
-c.Autograde.exclude_overwriting = {"03_training": ["dgcnn.keras"]}
+c.Autograde.exclude_overwriting = {"03_training": ["dgcnn.keras"], "05_sources": ["members.keras"]}
 # Feedback pages show each test cell's name, points and failure message, never its hidden
 # tests (nbgrader's own feedback would print their code): nbgrader's two steps with
 # crsky.grading.hidden.HideHiddenTests between them. `python -m crsky.grading` reads this line too.

@@ -69,7 +69,7 @@ def test_test_cells_write_nothing_to_stderr(executed, assignment):
         assert not stderr, f"{cell.metadata.nbgrader.grade_id} wrote to stderr: {stderr}"
 
 
-@pytest.mark.parametrize("assignment, figures", [("01_sky", 3), ("03_training", 2), ("04_graph", 1)])
+@pytest.mark.parametrize("assignment, figures", [("01_sky", 3), ("03_training", 2), ("04_graph", 1), ("05_sources", 2)])
 def test_plots_are_drawn(executed, assignment, figures):
     images = [o for c in executed[assignment].cells for o in outputs(c, "display_data") if "image/png" in o["data"]]
     assert len(images) >= figures
@@ -80,6 +80,15 @@ def test_training_notebook_saves_its_model_for_grading(executed, tmp_path):
     text = "".join(o.get("text", "") for c in nb.cells for o in outputs(c, "stream"))
     assert "saved the trained model to dgcnn.keras" in text
     assert re.search(r"test accuracy on \d+ held-out maps: 0\.\d{3} -> \d+\.\d\d of 4 points", text)
+
+
+def test_sources_notebook_saves_its_model_and_compares_it_with_the_baseline(executed):
+    nb = executed["05_sources"]
+    text = "".join(o.get("text", "") for c in nb.cells for o in outputs(c, "stream"))
+    assert "saved the trained model to members.keras" in text
+    assert re.search(r"member DGCNN +0\.\d{3} +0\.\d{3} +0\.\d{3}", text)
+    assert re.search(r"classical baseline +0\.\d{3} +0\.\d{3} +0\.\d{3}", text)
+    assert re.search(r"purity gain of the network at the baseline's efficiency: [+-]\d+\.\d points", text)
 
 
 def validate(path):
