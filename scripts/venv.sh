@@ -23,10 +23,17 @@ want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d'
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "==> installing the course package and its dependencies (about a minute)"
     python -m pip install --quiet --upgrade pip
-    # tensorflow-cpu: the CPU build (no CUDA libraries); JAX for the second backend.
-    python -m pip install --quiet -c "$ROOT/constraints.txt" -e "$ROOT[test,jax]" tensorflow-cpu
+    # cpu: TensorFlow's CPU build where it has wheels (Linux x86_64), the standard build on
+    # macOS and Linux on ARM (markers in pyproject.toml); JAX for the second backend.
+    # environment.yml installs the same extras.
+    python -m pip install --quiet -c "$ROOT/constraints.txt" -e "$ROOT[test,cpu,jax]"
     echo "$want" > "$stamp"
 fi
+# Validate (JupyterLab's button, nbgrader validate) reads <environment>/etc/jupyter from any
+# folder: the grader's time per cell instead of nbgrader's 30 s.
+mkdir -p "$VENV/etc/jupyter"
+cmp -s "$ROOT/scripts/nbgrader_config.py" "$VENV/etc/jupyter/nbgrader_config.py" \
+    || cp "$ROOT/scripts/nbgrader_config.py" "$VENV/etc/jupyter/nbgrader_config.py"
 export KERAS_BACKEND="${KERAS_BACKEND:-tensorflow}"
 # Keep TensorFlow's C++ start-up notices quiet.
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"

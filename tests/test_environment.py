@@ -56,15 +56,19 @@ def test_pip_installs_under_constraints_txt_and_pins_nothing_else():
     installed = set()
     for line in pip[1:]:
         if line.startswith("-e "):
-            assert line == "-e .[test]"
+            # The extras scripts/venv.sh installs: the same set on both ways of installing.
+            venv = re.search(r'-e "\$ROOT\[([a-z,]+)\]"', (ROOT / "scripts" / "venv.sh").read_text())
+            assert venv, "scripts/venv.sh installs no -e \"$ROOT[...]\""
+            assert line == f"-e .[{venv.group(1)}]", f"environment.yml installs {line}, scripts/venv.sh {venv.group(0)}"
+            assert "cpu" in venv.group(1).split(","), "the cpu extra (TensorFlow) is installed"
             continue
         requirement = Requirement(line)
         installed.add(canonicalize_name(requirement.name))
         for spec in requirement.specifier:
             assert spec.operator == "==" and spec.version == pins[canonicalize_name(requirement.name)], line
     # The pinned stack reaches the environment: the course's test extra brings nbgrader,
-    # JupyterLab, nbclient and numpy; TensorFlow is listed.
-    assert "tensorflow-cpu" in installed and "tensorflow-cpu" in pins
+    # JupyterLab, nbclient and numpy; the cpu extra TensorFlow, pinned in both of its builds.
+    assert "tensorflow-cpu" in pins and "tensorflow" in pins and pins["tensorflow"] == pins["tensorflow-cpu"]
     pyproject = (ROOT / "pyproject.toml").read_text()
     test_extra = re.search(r"^test = \[(.*?)\]", pyproject, flags=re.S | re.M).group(1)
     for name in ("nbgrader", "jupyterlab", "nbclient"):
