@@ -7,6 +7,7 @@ prints, displays and writes script, and checks the feedback page it returns."""
 
 import base64
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -335,7 +336,7 @@ def feedback_pages(tmp_path_factory):
                                      ("float", False, "42.0")]:  # float: fails a hidden test only
         (course / "submitted" / student / "tiny").mkdir(parents=True)
         nbformat.write(_answered(release, hostile, answer), course / "submitted" / student / "tiny" / "tiny.ipynb")
-    _nbgrader(course, env, "autograde", "tiny", "--force")
+    autograde = _nbgrader(course, env, "autograde", "tiny", "--force")
     autograded = course / "autograded" / "sanitized" / "tiny" / "tiny.ipynb"
     nb = nbformat.read(autograded, as_version=4)
     removed = sanitize_notebook(nb)
@@ -343,7 +344,7 @@ def feedback_pages(tmp_path_factory):
     _nbgrader(course, env, "generate_feedback", "tiny", "--force")
     pages = {s: (course / "feedback" / s / "tiny" / "tiny.html").read_text()
              for s in ("clean", "raw", "sanitized", "float")}
-    return {**pages, "removed": removed, "source": source,
+    return {**pages, "removed": removed, "source": source, "autograde_log": autograde.stdout + autograde.stderr,
             "autograded": nbformat.read(course / "autograded" / "float" / "tiny" / "tiny.ipynb", as_version=4)}
 
 
@@ -476,3 +477,40 @@ def test_a_failed_hidden_test_shows_its_name_points_and_message(feedback_pages):
     text = page_text(page)  # the code is highlighted: its words are spans of their own
     assert 'assert answer() == 42 ' + NOT_SHOWN in text  # the visible tests, as the student's notebook has them
     assert "(1 output of this test cell not shown: the cell runs hidden tests)" in text
+
+
+CHECKSUM_WARNING = re.compile(r"WARNING\] Attribute 'checksum' for cell (\S+) has changed!")
+
+
+@pytest.mark.grading
+def test_nbgrader_warns_of_a_changed_checksum_for_exactly_the_cells_with_hidden_tests(feedback_pages):
+    """What grading/README.md tells instructors: the warning comes for every cell with hidden
+    tests, in every submission, and for no other cell of an untouched notebook."""
+    warned = CHECKSUM_WARNING.findall(feedback_pages["autograde_log"])
+    with_hidden = {c.metadata.nbgrader["grade_id"] for c in feedback_pages["source"].cells if "HIDDEN TESTS" in c.source}
+    assert with_hidden == {"test_answer", "test_name"}
+    assert sorted(warned) == sorted(list(with_hidden) * 4), warned  # four submissions
+
+
+def test_the_readme_lists_exactly_the_cells_whose_checksum_warning_is_expected():
+    from nbgrader.preprocessors import ClearHiddenTests
+    from nbgrader.utils import compute_checksum
+
+    from crsky.course import ASSIGNMENTS, COURSE_ROOT
+
+    readme = (COURSE_ROOT / "grading" / "README.md").read_text()
+    start = readme.index("are\nexactly those with hidden tests") if "are\nexactly those" in readme else \
+        readme.index("exactly those with hidden tests")
+    listed = set(re.findall(r"`(test_\w+)`", readme[start:readme.index("The same warning for any other cell")]))
+    expected = set()
+    for assignment in ASSIGNMENTS:
+        nb = nbformat.read(COURSE_ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if not (meta.get("locked") or (meta.get("grade") and not meta.get("solution"))):
+                continue
+            release = nbformat.from_dict(cell)
+            ClearHiddenTests()._remove_hidden_test_region(release)  # what generate_assignment does to it
+            if compute_checksum(release) != compute_checksum(cell):  # what autograde compares
+                expected.add(meta["grade_id"])
+    assert expected and listed == expected, f"grading/README.md lists {sorted(listed)}, nbgrader warns for {sorted(expected)}"
