@@ -5,6 +5,14 @@ student notebooks (the release); a class's submissions and the gradebook live in
 
 import os
 
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
+                                    SaveAutoGrades)
+
+from crsky import limits
+from crsky.grading.nbgrader_steps import FlagForReview, ProtectedExecute, ScoreSavedModel
+from crsky.grading.seed import DEFAULT_SEED_FILE
+
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,9 +37,23 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "data"
 # (NBGRADER_EXCHANGE_ROOT, see docs/jupyterhub.md); on one machine a folder of the class files.
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE_ROOT") or os.path.join(COURSE, "exchange")
 
-# Every cell has at most this many seconds at autograde (an infinite loop costs one cell).
-c.Execute.timeout = 120
+# Every cell has at most this many seconds at autograde (an infinite loop costs one cell), and
+# the whole notebook at most TASK_TIMEOUT_S.
+c.Execute.timeout = limits.CELL_TIMEOUT_S
+c.ProtectedExecute.timeout = limits.CELL_TIMEOUT_S
+c.ProtectedExecute.task_timeout = limits.TASK_TIMEOUT_S
 c.ExecutePreprocessor.kernel_name = "python3"
+# Autograde, from the command line, the formgrader's button and `python -m crsky.grading`
+# alike: nbgrader's own steps, with its Execute replaced by the protected test run in the
+# sandbox (crsky/grading/nbgrader_steps.py), the saved model scored outside the student's code,
+# and notebooks whose code changed what the tests rely on held for a person's review.
+c.Autograde.autograde_preprocessors = [
+    ProtectedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, ScoreSavedModel, SaveAutoGrades,
+    FlagForReview, AssignLatePenalties, CheckCellMetadata,
+]
+# nbgrader's own commands simulate the held-out maps from the instructor's seed file
+# (python -m crsky.grading.seed new); the pipeline passes its own maps instead.
+c.ScoreSavedModel.seed_file = os.environ.get("CRSKY_SEED_FILE") or str(DEFAULT_SEED_FILE.expanduser())
 # A test cell a student deleted is put back from the gradebook (nbgrader's default would
 # score it 0 without a word).
 c.OverwriteCells.add_missing_cells = True

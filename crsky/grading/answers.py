@@ -154,3 +154,15 @@ def _needed(source, before, provided, binders, included):
                     found.append((index, helper))
                     todo.append(helper)
     return sorted(found)
+
+
+def scored_by_grader(source_nb):
+    """The instructor's test cells whose points the grader measures itself (the saved model):
+    ``{grade_id: {"model": file name, ...}}``, from the cell metadata
+    ``{"crsky": {"scored_by_grader": {...}}}`` of the source notebook (never the student's copy)."""
+    found = {}
+    for cell in source_nb.cells:
+        spec = (cell.metadata.get("crsky") or {}).get("scored_by_grader")
+        if spec and is_test(cell):
+            found[nbgrader_meta(cell)["grade_id"]] = dict(spec)
+    return found

@@ -85,7 +85,7 @@ class ProtectedExecute(NbGraderPreprocessor):
         plan = answers.plan(source, nb, timeout=self.timeout)
         folder = resources.get("metadata", {}).get("path") or "."
         results, problem = self.run_plan(plan, folder)
-        apply_results(nb, plan, results, problem, self.timeout)
+        apply_results(nb, plan, results, problem, self.timeout, scored=answers.scored_by_grader(source))
         return nb, resources
 
     def run_plan(self, plan, folder):
@@ -157,9 +157,10 @@ def _talk(process, plan, task_timeout, kill):
         return out.decode(errors="replace").splitlines(), f"the notebook took longer than {task_timeout} s in all"
 
 
-def apply_results(nb, plan, records, problem, timeout):
+def apply_results(nb, plan, records, problem, timeout, scored=()):
     """Write the protected run's outputs into ``nb``: answers' and tests' outputs, a note on
-    the cells the grader did not run, and, for tampering, the withheld points on top."""
+    the cells the grader did not run, and, for tampering, the withheld points on top.
+    ``scored``: the grade_ids of the tests the grader scores itself (left to ScoreSavedModel)."""
     by_grade_id = {answers.nbgrader_meta(c).get("grade_id"): c for c in nb.cells if answers.nbgrader_meta(c).get("grade_id")}
     by_where = {answers.where(nb, i): c for i, c in enumerate(nb.cells) if c.cell_type == "code"}
     ran = set()
@@ -172,11 +173,11 @@ def apply_results(nb, plan, records, problem, timeout):
             if step["kind"] == "test" and cell is not None:
                 cell.outputs = [_error("NotRun", f"this test did not run: {problem or 'an earlier cell failed'}")]
             continue
-        findings += [f"{step['where']}: {text}" for text in record.get("findings", [])]
-        if step["kind"] == "setup":
+        if step["kind"] == "setup":  # the instructor's code: what it changes is the tests' baseline, not tampering
             if record["status"] != "ok" and first_failure is None:
                 first_failure = f"the course's set-up failed in this environment ({record['ename']}: {record['evalue']})"
             continue
+        findings += [f"{step['where']}: {text}" for text in record.get("findings", [])]
         if cell is None:
             continue
         ran.add(id(cell))
@@ -198,7 +199,7 @@ def apply_results(nb, plan, records, problem, timeout):
     for cell in nb.cells:
         if cell.cell_type == "code" and id(cell) not in ran:
             meta = answers.nbgrader_meta(cell)
-            if answers.is_test(cell) and (cell.metadata.get("crsky") or {}).get("scored_by_grader"):
+            if answers.is_test(cell) and meta.get("grade_id") in scored:
                 continue
             cell.outputs = [] if meta.get("locked") else [_stream(NOT_RUN_NOTE)]
     findings = sorted(set(findings))
@@ -206,8 +207,7 @@ def apply_results(nb, plan, records, problem, timeout):
     if findings:
         for cell in nb.cells:
             meta = answers.nbgrader_meta(cell)
-            if answers.is_test(cell) and not (cell.metadata.get("crsky") or {}).get("scored_by_grader") \
-                    and meta.get("points"):
+            if answers.is_test(cell) and meta.get("grade_id") not in scored and meta.get("points"):
                 withheld.append(meta["grade_id"])
                 cell.outputs = [_error("PointsWithheld", "this notebook's code changed what the tests rely on; "
                                        "its test points wait for a person's review (see the top of the page)")]
@@ -235,8 +235,10 @@ class ScoreSavedModel(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         folder = Path(resources.get("metadata", {}).get("path") or ".")
+        scored = answers.scored_by_grader(_source_notebook(self.config, resources))
+        measured = {}
         for cell in nb.cells:
-            spec = (cell.metadata.get("crsky") or {}).get("scored_by_grader")
+            spec = scored.get(answers.nbgrader_meta(cell).get("grade_id"))
             if not spec or not answers.is_test(cell):
                 continue
             points = float(answers.nbgrader_meta(cell).get("points") or 0)
@@ -245,14 +247,18 @@ class ScoreSavedModel(NbGraderPreprocessor):
             except ValueError as error:
                 cell.outputs = [_error("ModelNotScored", str(error))]
                 continue
-            score, message = score_model_file(folder / spec["model"], maps, labels, points, full_marks_at, baseline,
-                                              self.sandboxed)
+            score, accuracy, message = score_model_file(folder / spec["model"], maps, labels, points, full_marks_at,
+                                                        baseline, self.sandboxed)
+            measured[answers.nbgrader_meta(cell)["grade_id"]] = {"accuracy": accuracy, "points": score,
+                                                                 "message": message}
             cell.outputs = [_stream(message + "\n")]
             if score is None:
                 cell.outputs.append(_error("ModelNotScored", message))
             else:
                 cell.outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": repr(score)},
                                                            execution_count=None))
+        if measured:
+            nb.metadata.setdefault(REVIEW_KEY, {})["scored"] = measured
         return nb, resources
 
     def held_out(self):
@@ -269,30 +275,36 @@ class ScoreSavedModel(NbGraderPreprocessor):
             with np.load(self.held_out_file, allow_pickle=False) as data:
                 maps, labels = data["maps"], data["labels"]
                 baseline = float(data["baseline"])
-        elif self.seed_file:
+        elif self.seed_file and Path(self.seed_file).expanduser().exists():
+            from crsky.course import COURSE_ROOT
             from crsky.grading.seed import read_seed_file
 
-            seed = read_seed_file(self.seed_file)
+            mounted = [*sandbox.python_installation(sys.executable), COURSE_ROOT,
+                       *(f"/{name}" for name in sandbox.SYSTEM_ENTRIES)]
+            seed = read_seed_file(Path(self.seed_file).expanduser(), forbidden_folders=mounted)  # SeedError: a ValueError
             maps, labels = scoring.held_out_maps(n_maps=self.n_maps or experiment.HELD_OUT_MAPS, seed=seed)
             baseline = scoring.baseline_accuracy(maps, labels)
         else:
-            raise ValueError("the grader was given no held-out maps to score the saved model on: set "
-                             "c.ScoreSavedModel.seed_file = '~/.config/crsky/heldout.seed' in nbgrader_config.py "
-                             "(python -m crsky.grading.seed new makes one), or grade with python -m crsky.grading")
+            raise ValueError("the grader was given no held-out maps to score the saved model on: the instructor's "
+                             f"seed file {self.seed_file or '(none configured)'} does not exist. Make it with "
+                             "python -m crsky.grading.seed new (grading/nbgrader_config.py reads "
+                             "~/.config/crsky/heldout.seed, or the file CRSKY_SEED_FILE names), or grade with "
+                             "python -m crsky.grading")
         self._cache[key] = (maps, labels, scoring.full_marks_accuracy(baseline), baseline)
         return self._cache[key]
 
 
 def score_model_file(model_path, maps, labels, points, full_marks_at, baseline, sandboxed=True):
     """Points of the model at ``model_path`` on ``maps``, measured by a separate (sandboxed)
-    process that sees the maps but not the labels. Returns ``(points or None, message)``."""
+    process that sees the maps but not the labels. Returns ``(points, accuracy, message)``;
+    points and accuracy are None when the model cannot be scored (the message says why)."""
     import numpy as np
 
     from crsky.grading import scoring
 
     model_path = Path(model_path)
     if not model_path.is_file():
-        return None, f"no trained model {model_path.name} was submitted with the notebook: 0 points."
+        return None, None, f"no trained model {model_path.name} was submitted with the notebook: 0 points."
     scratch = Path(tempfile.mkdtemp(prefix="crsky-score-"))
     work = scratch / "work"
     work.mkdir()
@@ -303,12 +315,12 @@ def score_model_file(model_path, maps, labels, points, full_marks_at, baseline, 
         limit = getattr(limits, "SCORING_TIMEOUT_S", 600)
         probability, message = run_scorer(work, len(labels), sandbox_config() if sandboxed else None, limit)
         if probability is None:
-            return None, message
+            return None, None, message
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     accuracy = scoring.held_out_accuracy(probability, labels)
     score = round(scoring.accuracy_points(accuracy, points, full_marks_at), 2)
-    return score, scoring.describe(accuracy, len(labels), score, points, full_marks_at, baseline) + \
+    return score, accuracy, scoring.describe(accuracy, len(labels), score, points, full_marks_at, baseline) + \
         " (measured by the grader)"
 
 
@@ -371,3 +383,36 @@ class FlagForReview(NbGraderPreprocessor):
         from nbgrader.coursedir import CourseDirectory
 
         return CourseDirectory(config=self.config).course_id
+
+
+def protected_grades(source_nb, submitted_nb, folder=".", sandboxed=True, timeout=limits.CELL_TIMEOUT_S,
+                     task_timeout=limits.TASK_TIMEOUT_S):
+    """Grade ``submitted_nb`` against the instructor's ``source_nb`` as ``ProtectedExecute``
+    and nbgrader's ``SaveAutoGrades`` do, without a gradebook (the files of ``folder`` beside
+    it). The saved model's test (scored by the grader outside the notebook) is left out.
+
+    Returns a dict: ``scores`` ``{grade_id: (points, max_points)}`` of every autograded test,
+    ``review`` (what the notebook's code changed that the tests rely on; empty for honest
+    work), ``withheld`` (the tests whose points wait for a review), ``problem`` (why the run
+    stopped early, or None) and ``notebook`` (the graded copy, with the outputs a feedback
+    page shows)."""
+    from nbgrader.utils import determine_grade
+
+    nb = nbformat.from_dict(json.loads(json.dumps(submitted_nb)))
+    scored = answers.scored_by_grader(source_nb)
+    plan = answers.plan(source_nb, nb, timeout=timeout)
+    records, problem = run_plan(plan, folder, sandboxed, task_timeout)
+    findings = apply_results(nb, plan, records, problem, timeout, scored=scored)
+    tests = {answers.nbgrader_meta(c)["grade_id"] for c in source_nb.cells
+             if answers.is_test(c) and answers.nbgrader_meta(c)["grade_id"] not in scored}
+    scores = {}
+    for cell in nb.cells:
+        grade_id = answers.nbgrader_meta(cell).get("grade_id")
+        if grade_id in tests and cell.cell_type == "code":
+            points, max_points = determine_grade(cell)
+            scores[grade_id] = (float(points or 0), float(max_points))
+    for grade_id in tests - set(scores):  # a test cell the student deleted: nbgrader puts it back, unanswered
+        scores[grade_id] = (0.0, float(next(answers.nbgrader_meta(c)["points"] for c in source_nb.cells
+                                            if answers.nbgrader_meta(c).get("grade_id") == grade_id)))
+    return {"scores": scores, "review": findings, "withheld": list(nb.metadata[REVIEW_KEY]["withheld"]),
+            "problem": problem, "notebook": nb}

@@ -8,11 +8,14 @@
    staging folder, their notebook metadata repaired (:mod:`crsky.grading.repair`); the
    hidden held-out maps are simulated from the seed file, which stays with this process.
 2. **grade one** (:func:`grade_one`, one task per student and assignment, on Dask workers):
-   a scratch course folder holding only that submission; a scan for tampering
-   (:mod:`crsky.grading.integrity`); ``nbgrader autograde --student`` with the kernel in a
-   bubblewrap sandbox (:mod:`crsky.grading.sandbox`) and canary cells; the saved model
-   scored by a separate sandboxed process (:mod:`crsky.grading.scoring`); the points into
-   the gradebook; feedback as sanitised HTML (:mod:`crsky.grading.feedback`). A task is
+   a scratch course folder holding only that submission, then nbgrader's own ``autograde
+   --student`` with the course's steps (grading/nbgrader_config.py,
+   :mod:`crsky.grading.nbgrader_steps`): the answers and the instructor's tests in the
+   protected test run (:mod:`crsky.grading.runner`) inside a bubblewrap sandbox
+   (:mod:`crsky.grading.sandbox`), the saved model scored by a separate sandboxed process
+   (:mod:`crsky.grading.scoring`), tampering held for review; the points into the gradebook;
+   feedback as sanitised HTML (:mod:`crsky.grading.feedback`). The formgrader's *Autograde*
+   button and ``nbgrader autograde`` run the same steps. A task is
    idempotent (a retry starts from scratch) and bounded in time; whatever goes wrong with
    one submission costs that student only, with the reason in ``grades.csv``.
 3. **gather** (:func:`gather`): ``grades.csv`` from the tasks' records (the gradebook is
@@ -44,14 +47,12 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from crsky import experiment
+from crsky import experiment, limits
 from crsky.course import ASSIGNMENTS, COURSE_ROOT
 from crsky.grading import collect as collecting
-from crsky.grading import feedback, gradebook, integrity, nbgrader_steps, records, repair, sandbox, scoring
+from crsky.grading import answers, feedback, gradebook, nbgrader_steps, records, repair, sandbox, scoring
 
 GRADING_DIR = COURSE_ROOT / "grading"  # nbgrader's course configuration; nbgrader runs from here
-KERNEL_NAME = "crsky-sandbox"
-SCORED_BY_GRADER = "crsky"  # cell metadata key: {"scored_by_grader": {"model": "dgcnn.keras"}}
 SCORER_TIMEOUT_S = 600
 
 
@@ -105,19 +106,18 @@ def course_digest(course_root):
 
 
 def trusted_tests(source_notebooks):
-    """Test cells scored outside the student's kernel: those whose cell metadata has
-    ``crsky.scored_by_grader``. ``{assignment: {"grade_id", "model", "points"}}``."""
+    """Test cells scored outside the student's code (:func:`crsky.grading.answers.scored_by_grader`):
+    ``{assignment: {"grade_id", "model", "points"}}``."""
     found = {}
     for assignment, nb in source_notebooks.items():
-        for cell in nb.cells:
-            spec = cell.metadata.get(SCORED_BY_GRADER, {}).get("scored_by_grader")
-            if spec:
-                found[assignment] = {"grade_id": cell.metadata.nbgrader["grade_id"], "model": spec["model"],
-                                     "points": float(cell.metadata.nbgrader["points"])}
+        points = {answers.nbgrader_meta(c).get("grade_id"): float(answers.nbgrader_meta(c).get("points") or 0)
+                  for c in nb.cells}
+        for grade_id, spec in answers.scored_by_grader(nb).items():
+            found[assignment] = {"grade_id": grade_id, "model": spec["model"], "points": points[grade_id]}
     return found
 
 
-def nbgrader(args, course_dir, db_url, env, timeout_s, cell_timeout_s=120, kernel=None, ipc=None):
+def nbgrader(args, course_dir, db_url, env, timeout_s, cell_timeout_s=limits.CELL_TIMEOUT_S):
     """Run one nbgrader command on the course folder ``course_dir`` (``source/``, ``release/``,
     ``submitted/``, ``autograded/``, ``feedback/`` inside it) with the course's configuration.
     Returns the CompletedProcess; raises subprocess.TimeoutExpired after ``timeout_s``."""
@@ -129,11 +129,6 @@ def nbgrader(args, course_dir, db_url, env, timeout_s, cell_timeout_s=120, kerne
         f"--CourseDirectory.db_url={db_url}", f"--Exchange.root={Path(course_dir) / 'exchange'}",
         f"--Execute.timeout={cell_timeout_s}",
     ]
-    if kernel:
-        command.append(f"--ExecutePreprocessor.kernel_name={kernel}")
-    if ipc:
-        # The sandboxed kernel has no network: it talks to nbgrader over Unix sockets.
-        command += ["--KernelManager.transport=ipc", f"--KernelManager.ip={ipc}"]
     if shutil.which("setpriv"):
         # If this worker dies, nbgrader (and with it the sandboxed kernel) dies too: a retry
         # elsewhere never races a leftover run of the same task.
@@ -230,7 +225,7 @@ def read_seed(seed_file):
         raise GradingError(str(error)) from None
 
 
-def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=120, task_timeout_s=900,
+def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=limits.CELL_TIMEOUT_S, task_timeout_s=limits.TASK_TIMEOUT_S,
          sandboxed=True, hide=(), log=print, held_out_maps_count=experiment.HELD_OUT_MAPS):
     """Step 1. Returns ``(context, tasks, students, problems)``: ``students`` every student id
     seen, ``problems`` ``{(student, assignment): [message]}`` for what was rejected."""
@@ -316,42 +311,6 @@ def _retryable(log_text):
                           log_text))
 
 
-def _scoring_message_cell(cell, message):
-    """Replace a trusted test cell's outputs (from inside the kernel) by the grader's result."""
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=message + "\n")]
-
-
-def score_model(model_path, context, folder):
-    """The saved model's accuracy on the held-out maps, measured by a separate sandboxed
-    process that sees the maps but never their labels. Returns ``(accuracy, message)``;
-    accuracy is None when the model cannot be scored (the message says why)."""
-    work = folder / "scoring"
-    work.mkdir()
-    (work / "maps.npy").write_bytes(context.held_out_maps)
-    if not Path(model_path).is_file():
-        return None, f"no trained model {Path(model_path).name} was submitted with the notebook: 0 points."
-    shutil.copy(model_path, work / "model.keras")
-    config = _sandbox_config(context, folder, work) if context.sandboxed else None
-    probability, message = nbgrader_steps.run_scorer(work, len(context.held_out_labels), config, SCORER_TIMEOUT_S)
-    if probability is None:
-        return None, message
-    accuracy = scoring.held_out_accuracy(probability, context.held_out_labels)
-    return accuracy, None
-
-
-def _sandbox_config(context, folder, workdir):
-    """The sandbox of a task's kernel or scoring process: writable only ``workdir``; the
-    task's other folders (the instructor's notebook, Jupyter's files, the scoring inputs)
-    and the paths the plan names (the gradebook, the submissions, the results) hidden."""
-    task_paths = [folder / "course" / name for name in ("source", "submitted", "release", "feedback")]
-    task_paths += [folder / name for name in ("jupyter", "home", "ipython", "course", "scoring")]
-    hide = list(context.hide) + [str(path) for path in task_paths
-                                 if path.exists() and not Path(workdir).resolve().is_relative_to(path.resolve())]
-    # The kernel and the scoring process import the course package from this checkout (read-only).
-    return sandbox.Config(python=sys.executable, ro_paths=[str(COURSE_ROOT)], hide=hide,
-                          env={"PYTHONPATH": str(COURSE_ROOT)})
-
-
 def grade_one(task, context, scratch_root=None):
     """Step 2 for one submission: returns its record (a dict; see :func:`_empty_record`).
 
@@ -386,34 +345,31 @@ def _grade_in(folder, task, context, record):
         archive.extractall(submitted)
     (course / "source" / assignment).mkdir(parents=True)
     (course / "source" / assignment / f"{assignment}.ipynb").write_text(context.sources[assignment])
-    release = nbformat.reads(context.releases[assignment], as_version=4)
-    source = nbformat.reads(context.sources[assignment], as_version=4)
-    notebook_path = submitted / f"{assignment}.ipynb"
 
-    # Static scan, then canaries appended after every test cell.
-    student_nb = nbformat.read(notebook_path, as_version=4)
-    record["review"] += integrity.scan(student_nb, release, source)
-    with_canaries, token = integrity.add_canaries(student_nb)
-    nbformat.write(with_canaries, notebook_path)
-
+    # nbgrader's own autograde, with the course's steps (grading/nbgrader_config.py): the protected
+    # test run in the sandbox, the saved model scored on this plan's held-out maps (a file no
+    # sandbox mounts), the notebooks that tampered flagged for review.
+    options = [f"--ProtectedExecute.timeout={context.cell_timeout_s}",
+               f"--ProtectedExecute.task_timeout={context.task_timeout_s}",
+               f"--ProtectedExecute.sandboxed={context.sandboxed}", f"--ScoreSavedModel.sandboxed={context.sandboxed}",
+               "--ScoreSavedModel.seed_file="]
+    limit = context.task_timeout_s + 120  # nbgrader's own start-up and bookkeeping
+    if context.trusted_tests.get(assignment):
+        held_out = folder / "held-out.npz"
+        np.savez(held_out, maps=np.load(io.BytesIO(context.held_out_maps), allow_pickle=False),
+                 labels=np.asarray(context.held_out_labels), baseline=np.float64(context.baseline_accuracy))
+        options.append(f"--ScoreSavedModel.held_out_file={held_out}")
+        limit += SCORER_TIMEOUT_S
     env = nbgrader_env(folder)
-    kernel, ipc = None, None
-    if context.sandboxed:
-        autograded_folder = course / "autograded" / student / assignment
-        autograded_folder.mkdir(parents=True)
-        sandbox.write_kernelspec(env["JUPYTER_DATA_DIR"], KERNEL_NAME,
-                                 _sandbox_config(context, folder, autograded_folder))
-        kernel, ipc = KERNEL_NAME, str(folder / "ipc" / "kernel")
-        (folder / "ipc").mkdir()
     try:
         began = time.monotonic()
-        run = nbgrader(["autograde", assignment, "--student", student, "--force"], course, context.gradebook_url, env,
-                       context.task_timeout_s, context.cell_timeout_s, kernel, ipc)
+        run = nbgrader(["autograde", assignment, "--student", student, "--force", *options], course,
+                       context.gradebook_url, env, limit, context.cell_timeout_s)
         record["timings"]["autograde"] = round(time.monotonic() - began, 1)
         log_text = run.stdout
     except subprocess.TimeoutExpired:
         run, log_text = None, ""
-        record["errors"].append(f"grading this notebook took longer than {context.task_timeout_s} s: stopped")
+        record["errors"].append(f"grading this notebook took longer than {limit} s: stopped")
     if run is not None and _retryable(log_text):
         raise RetryableError(f"nbgrader autograde {assignment} --student {student}: {log_text[-500:]}")
     autograded_path = course / "autograded" / student / assignment / f"{assignment}.ipynb"
@@ -422,39 +378,18 @@ def _grade_in(folder, task, context, record):
     grades = gradebook.test_cell_grades(context.gradebook_url, student, assignment)
     if grades is None:
         return
-    scores = {}
     autograded = nbformat.read(autograded_path, as_version=4) if autograded_path.is_file() else None
-    if autograded is not None:
-        record["review"] += integrity.read_canaries(autograded, token)
-        integrity.remove_canaries(autograded)
-    else:
+    if autograded is None:
         # Nothing was graded: every test scores 0 and waits for a person, with the reason above.
-        scores = {name: (0.0, True) for name, g in grades.items() if g["code"]}
-
-    trusted = context.trusted_tests.get(assignment)
-    if trusted and autograded is not None:
-        # The file as submitted (the kernel never saw this copy, so nothing it did changed it).
-        began = time.monotonic()
-        accuracy, message = score_model(submitted / trusted["model"], context, folder)
-        record["timings"]["scoring"] = round(time.monotonic() - began, 1)
-        points = 0.0
-        if accuracy is not None:
-            points = round(scoring.accuracy_points(accuracy, trusted["points"], context.full_marks_at), 2)
-            message = scoring.describe(accuracy, len(context.held_out_labels), points, trusted["points"],
-                                       context.full_marks_at, context.baseline_accuracy) + " (measured by the grader)"
-            record["accuracy"] = round(accuracy, 4)
-        scores[trusted["grade_id"]] = (points, False)
-        for cell in autograded.cells:
-            if cell.metadata.get("nbgrader", {}).get("grade_id") == trusted["grade_id"]:
-                _scoring_message_cell(cell, message)
-    if record["review"]:
-        # Tampering suspected: no point from inside the kernel counts until a person looked.
-        for name, grade in grades.items():
-            if grade["code"] and (not trusted or name != trusted["grade_id"]) and grade["max_score"]:
-                scores[name] = (0.0, True)
-    if scores:
-        gradebook.set_scores(context.gradebook_url, student, assignment, scores)
-    if autograded is not None:
+        gradebook.set_scores(context.gradebook_url, student, assignment,
+                             {name: (0.0, True) for name, g in grades.items() if g["code"]})
+    else:
+        verdict = autograded.metadata.get(nbgrader_steps.REVIEW_KEY) or {}
+        record["review"] += list(verdict.get("review") or [])
+        record["withheld"] = list(verdict.get("withheld") or [])
+        for measured in (verdict.get("scored") or {}).values():
+            if measured.get("accuracy") is not None:
+                record["accuracy"] = round(float(measured["accuracy"]), 4)
         feedback.sanitize_notebook(autograded)  # no script, style or raw HTML from outputs reaches a page
         nbformat.write(autograded, autograded_path)
         record["autograded"] = autograded_path.read_bytes()
@@ -471,26 +406,29 @@ def _grade_in(folder, task, context, record):
             record["errors"].append(f"the feedback page could not be generated ({type(error).__name__}: "
                                     f"{str(error)[:200]})")
     grades = gradebook.test_cell_grades(context.gradebook_url, student, assignment)
+    withheld = set(record.get("withheld") or [])
     record["graded"] = autograded is not None
     record["scores"] = {name: g["auto_score"] for name, g in grades.items()}
     record["max_score"] = float(sum(g["max_score"] or 0 for g in grades.values()))
     record["score"] = float(sum((g["manual_score"] if g["manual_score"] is not None else g["auto_score"]) or 0
                                 for g in grades.values()))
     record["failed_tests"] = [f"{name} ({g['auto_score'] or 0:g}/{g['max_score']:g})" for name, g in grades.items()
-                              if g["code"] and g["max_score"] and (g["auto_score"] or 0) < g["max_score"]]
+                              if g["code"] and g["max_score"] and (g["auto_score"] or 0) < g["max_score"]
+                              and name not in withheld]
     record["needs_manual_grade"] = [name for name, g in grades.items() if g["needs_manual_grade"]]
 
 
 # ------------------------------------------------------------------ gather
 def write_csv(rows, path):
-    columns = ["student", "assignment", "score", "max_score", "failed_tests", "needs_manual_grade", "review",
-               "errors", "notes", "accuracy"]
+    columns = ["student", "assignment", "score", "max_score", "failed_tests", "withheld", "needs_manual_grade",
+               "review", "errors", "notes", "accuracy"]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for r in rows:
             writer.writerow([r["student"], r["assignment"], f"{r['score']:g}", f"{r['max_score']:g}",
-                             "; ".join(r["failed_tests"]), "; ".join(r["needs_manual_grade"]),
+                             "; ".join(r["failed_tests"]), "; ".join(r.get("withheld") or []),
+                             "; ".join(r["needs_manual_grade"]),
                              "; ".join(r["review"]), "; ".join(r["errors"]), "; ".join(r["notes"]),
                              "" if r["accuracy"] is None else f"{r['accuracy']:.4f}"])
 
@@ -548,10 +486,11 @@ def print_summary(rows, seconds, n_tasks, differences, changed):
     for student, items in by_student.items():
         score, total = sum(r["score"] for r in items), sum(r["max_score"] for r in items)
         problems = [f"{r['assignment']}: {t}" for r in items for t in r["failed_tests"]]
+        problems += [f"{r['assignment']}: WITHHELD {', '.join(r['withheld'])}" for r in items if r.get("withheld")]
         problems += [f"{r['assignment']}: REVIEW {t}" for r in items for t in r["review"][:2]]
         problems += [f"{r['assignment']}: ERROR {e}" for r in items for e in r["errors"] if e != "not submitted"]
         print(f"{student:20s} {score:6.2f} / {total:5.1f}  {'; '.join(problems)[:300] if problems else 'all passed'}")
-    manual = sorted({f"{r['assignment']}/{g}" for r in rows for g in r["needs_manual_grade"]})
+    manual = sorted({f"{r['student']}: {r['assignment']}/{g}" for r in rows for g in r["needs_manual_grade"]})
     if manual:
         print(f"manual grading needed (formgrader): {', '.join(manual)}")
     flagged = sum(bool(r["review"]) for r in rows)
@@ -570,7 +509,7 @@ def default_gradebook(workdir):
     return f"sqlite:///{Path(workdir).resolve() / 'gradebook.db'}"
 
 
-def grade(submissions, results, workdir=None, seed=None, cell_timeout_s=120, task_timeout_s=900, sandboxed=True,
+def grade(submissions, results, workdir=None, seed=None, cell_timeout_s=limits.CELL_TIMEOUT_S, task_timeout_s=limits.TASK_TIMEOUT_S, sandboxed=True,
           workers=None, cluster=None, gradebook_url=None, quiet=False, retries=2,
           held_out_maps=experiment.HELD_OUT_MAPS):
     """Run the three steps on a Dask cluster (an embedded local one unless ``cluster`` is a
@@ -630,8 +569,10 @@ def main(argv=None):
     parser.add_argument("--seed-file", default=None,
                         help="file with the hidden held-out seed, made once with `python -m crsky.grading.seed new` "
                              "(~/.config/crsky/heldout.seed, mode 0600, outside the checkout)")
-    parser.add_argument("--timeout", type=int, default=120, help="seconds per notebook cell (default 120)")
-    parser.add_argument("--task-timeout", type=int, default=900, help="seconds per notebook in all (default 900)")
+    parser.add_argument("--timeout", type=int, default=limits.CELL_TIMEOUT_S,
+                        help=f"seconds per notebook cell (default {limits.CELL_TIMEOUT_S})")
+    parser.add_argument("--task-timeout", type=int, default=limits.TASK_TIMEOUT_S,
+                        help=f"seconds per notebook in all (default {limits.TASK_TIMEOUT_S})")
     parser.add_argument("--workers", type=int, default=None, help="local Dask workers (default: the CPU cores)")
     parser.add_argument("--cluster", default=None, help="address of a running Dask scheduler, tcp://HOST:8786")
     parser.add_argument("--gradebook", default=None, help="database URL (default: SQLite in the work folder; "

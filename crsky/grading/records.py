@@ -2,7 +2,8 @@
 
 
 def empty_record(student, assignment):
-    """A record with nothing graded yet: scores by test, points, failures, review, errors, notes."""
+    """A record with nothing graded yet: scores by test, points, failed tests, tests whose points
+    are withheld for review (with the review's findings), errors, notes."""
     return {"student": student, "assignment": assignment, "scores": {}, "max_score": 0.0, "score": 0.0,
-            "failed_tests": [], "needs_manual_grade": [], "review": [], "errors": [], "notes": [],
+            "failed_tests": [], "withheld": [], "needs_manual_grade": [], "review": [], "errors": [], "notes": [],
             "accuracy": None, "autograded": None, "feedback": None, "graded": False, "timings": {}}
