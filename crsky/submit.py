@@ -1,10 +1,9 @@
 """Hand in a notebook: pack it, with the files the grader needs beside it, into one zip.
 
     from crsky.submit import submit
-    submit()                        # Colab: the open notebook (and dgcnn.keras), then a download
-    submit("03_training.ipynb")     # JupyterHub or a laptop: the saved notebook file
+    submit("03_training.ipynb")     # a laptop: the saved notebook; Colab: the open one, then a download
 
-    python -m crsky.submit notebooks/03_training/03_training.ipynb
+    python -m crsky.submit 03_training.ipynb      # a terminal, from any folder above the notebook
 
 The zip holds ``<assignment>/<assignment>.ipynb`` and, for the training notebook, the
 trained model ``<assignment>/dgcnn.keras``: the layout the grading script takes
@@ -27,7 +26,7 @@ from crsky import colab, limits
 from crsky.course import ASSIGNMENTS
 # Files submitted beside the notebook, per assignment (the grading configuration never
 # overwrites them with the instructor's: c.Autograde.exclude_overwriting).
-FILES = {"03_training": ("dgcnn.keras",)}
+FILES = {"03_training": ("dgcnn.keras",), "05_sources": ("members.keras",)}
 # The grader's own limits (crsky.limits): what is packed here is never dropped at grading.
 MAX_NOTEBOOK_BYTES = limits.NOTEBOOK_BYTES  # plots included, a course notebook is well under 5 MB
 MAX_FILE_BYTES = limits.MODEL_BYTES         # the reference DGCNN saves to about 0.2 MB
@@ -129,28 +128,33 @@ def pack(nb, assignment, folder, out):
     return names
 
 
-def submit(notebook=None, assignment=None, out=None, download=True):
-    """Pack a notebook for hand-in; returns the path of the zip.
+def hand_in(notebook=None, assignment=None, out=None, download=True):
+    """Pack a notebook for hand-in; returns the path of the zip (None inside a grading run).
 
-    ``notebook``: the path of a saved notebook; in Colab leave it out to take the notebook
-    that is open (unsaved changes included) and the files in Colab's working folder.
-    ``assignment``: found from the notebook when left out. ``out``: the zip to write
-    (default ``<assignment>.zip`` beside the notebook, in Colab in the working folder).
-    In Colab the zip is then offered for download (``download=False`` skips that).
+    ``notebook``: the saved notebook, as a path or a bare name such as ``"03_training.ipynb"``
+    (searched for below the working folder: :func:`crsky.course.find_notebook`). In Colab
+    the notebook that is open is packed (unsaved changes included), with the files of
+    Colab's working folder. ``assignment``: found from the notebook when left out. ``out``:
+    the zip to write (default ``<assignment>.zip`` beside the notebook, in Colab in the
+    working folder). In Colab the zip is then offered for download (``download=False``
+    skips that). Raises :class:`SubmissionError` with what to do.
     """
     from crsky import course
-    from crsky.grading.selfcheck import GUARD
 
-    if os.environ.get(GUARD) or course.grading_run():
+    if course.selfcheck_run() or course.grading_run():
         print("submit() skipped: this notebook is being checked or graded right now.")
         return None
-    if notebook is None:
-        if not colab.in_colab():
-            raise SubmissionError("give the notebook's path, e.g. submit('03_training.ipynb'); "
-                                  "only Colab can find the open notebook alone.")
-        nb, folder, filename = colab.open_notebook(), Path.cwd(), None
+    if colab.in_colab() and (notebook is None or not Path(notebook).is_file()):
+        nb, folder, filename = colab.open_notebook(), Path.cwd(), notebook
+    elif notebook is None:
+        raise SubmissionError("give the notebook's name, e.g. submit('03_training.ipynb'); "
+                              "only in Colab can the open notebook be read without it.")
     else:
-        nb, folder, filename = _read_notebook(notebook), Path(notebook).parent, notebook
+        try:
+            path = course.find_notebook(notebook)
+        except (FileNotFoundError, ValueError) as error:
+            raise SubmissionError(str(error)) from None
+        nb, folder, filename = _read_notebook(path), path.parent, path
     assignment = assignment or infer_assignment(nb, filename)
     if assignment is None:
         raise SubmissionError("cannot tell which assignment this notebook is: give it, e.g. "
@@ -166,14 +170,23 @@ def submit(notebook=None, assignment=None, out=None, download=True):
     return out
 
 
+def submit(notebook=None, assignment=None, out=None, download=True):
+    """For a notebook's last cell: :func:`hand_in`, saying in one line what went wrong
+    instead of raising, and returning nothing (the zip's path is printed)."""
+    try:
+        hand_in(notebook, assignment, out, download)
+    except SubmissionError as error:
+        print(f"nothing was handed in: {error}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m crsky.submit", description=__doc__.splitlines()[0])
-    parser.add_argument("notebook", help="the saved notebook, e.g. 03_training/03_training.ipynb")
+    parser.add_argument("notebook", help="the saved notebook: its path, or its name (found below this folder)")
     parser.add_argument("--assignment", choices=ASSIGNMENTS, help="default: found from the notebook")
     parser.add_argument("-o", "--out", help="the zip to write (default: <assignment>.zip beside the notebook)")
     args = parser.parse_args(argv)
     try:
-        submit(args.notebook, args.assignment, args.out)
+        hand_in(args.notebook, args.assignment, args.out)
     except SubmissionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

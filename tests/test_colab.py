@@ -14,7 +14,7 @@ from colab_stub import install as install_colab
 
 import crsky
 from crsky import colab, course
-from crsky.grading.selfcheck import GUARD, check
+from crsky.grading.selfcheck import GUARD, check, check_file
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("solutions/*/*.ipynb")) + sorted(ROOT.glob("notebooks/*/*.ipynb"))
@@ -101,21 +101,26 @@ def test_open_notebook_normalises_colabs_lists_of_lines(monkeypatch):
 
 
 def test_check_in_colab_runs_the_open_notebook(monkeypatch, tmp_path, capsys):
+    """check() and check("its name") alike: Colab's notebook lives in the browser, not on disk."""
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.delenv(GUARD, raising=False)
     monkeypatch.chdir(tmp_path)
     install_colab(monkeypatch, small_graded_notebook())
-    rows = check(timeout=60)
-    assert [(r[0], r[1], r[2]) for r in rows] == [("test_sum", "passed", 1.0), ("test_x", "FAILED", 0.0)]
-    assert "x is not 2" in rows[1][4]
-    assert "visible tests: 1 of 3 points" in capsys.readouterr().out
+    for args in ((), ("01_sky.ipynb",)):
+        assert check(*args, timeout=60) is None
+        out = capsys.readouterr().out
+        assert out.startswith("checking the notebook open in Colab")
+        assert re.search(r"^test_sum\s+passed\s+1.0/1", out, flags=re.M)
+        assert re.search(r"^test_x\s+FAILED\s+0.0/2\s+AssertionError: x is not 2", out, flags=re.M)
+        assert "visible tests: 1 of 3 points" in out
 
 
-def test_check_outside_colab_asks_for_a_path(monkeypatch):
+def test_check_outside_colab_asks_for_the_notebooks_name(monkeypatch, capsys):
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.delenv(GUARD, raising=False)
-    with pytest.raises(ValueError, match="give the notebook's path"):
-        check()
+    assert check() is None
+    assert capsys.readouterr().out == ("the self-check could not run: give the notebook's name, e.g. "
+                                       "check('02_kernel.ipynb'): only in Colab can the open notebook be read without it.\n")
 
 
 # ------------------------------------------- grading runs and the recursion guard
@@ -142,7 +147,7 @@ def test_training_notebook_skips_training_through_the_one_helper():
 def test_check_inside_a_check_or_grading_run_returns_at_once(monkeypatch, capsys, env):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert check("no-such-notebook.ipynb") == []
+    assert check("no-such-notebook.ipynb") is None
     assert "check() skipped" in capsys.readouterr().out
 
 
@@ -152,13 +157,15 @@ def test_a_notebook_that_checks_itself_does_not_recurse(monkeypatch, tmp_path, c
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.delenv(GUARD, raising=False)
     nb = small_graded_notebook()
-    nb.cells.append(nbformat.v4.new_code_cell("from crsky.grading.selfcheck import check\ninner = check('self.ipynb')\n"))
     nb.cells.append(nbformat.v4.new_code_cell(
-        "assert inner == []\n",
+        "import contextlib, io\nfrom crsky.grading.selfcheck import check\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as inner:\n    check('self.ipynb')\n"))
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "assert inner.getvalue().startswith('check() skipped'), inner.getvalue()\n",
         metadata={"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "test_inner",
                                "points": 1, "schema_version": 3}}))
     nbformat.write(nb, tmp_path / "self.ipynb")
-    rows = check(tmp_path / "self.ipynb", timeout=60)
+    rows = check_file(tmp_path / "self.ipynb", timeout=60)
     assert [r[:2] for r in rows] == [("test_sum", "passed"), ("test_x", "FAILED"), ("test_inner", "passed")]
 
 

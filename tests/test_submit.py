@@ -11,7 +11,7 @@ from colab_stub import install as install_colab
 
 from crsky import submit as submit_module
 from crsky.grading.selfcheck import GUARD
-from crsky.submit import ASSIGNMENTS, FILES, SubmissionError, infer_assignment, main, submit
+from crsky.submit import ASSIGNMENTS, FILES, SubmissionError, hand_in, infer_assignment, main, submit
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras"
@@ -51,7 +51,7 @@ def test_the_assignment_is_found_from_the_notebook(assignment):
 
 def test_training_notebook_zip_is_what_the_grader_collects(tmp_path):
     notebook = student_folder(tmp_path, "03_training")
-    out = submit(notebook, out=tmp_path / "submissions" / "alice.zip")
+    out = hand_in(notebook, out=tmp_path / "submissions" / "alice.zip")
     with zipfile.ZipFile(out) as archive:
         assert sorted(archive.namelist()) == ["03_training/03_training.ipynb", "03_training/dgcnn.keras"]
         assert archive.read("03_training/dgcnn.keras") == MODEL.read_bytes()
@@ -68,7 +68,7 @@ def test_training_notebook_zip_is_what_the_grader_collects(tmp_path):
 
 def test_default_zip_is_named_after_the_assignment_beside_the_notebook(tmp_path, capsys):
     notebook = student_folder(tmp_path, "02_kernel", model=False)
-    out = submit(notebook)
+    out = hand_in(notebook)
     assert out == notebook.parent / "02_kernel.zip"
     with zipfile.ZipFile(out) as archive:
         assert archive.namelist() == ["02_kernel/02_kernel.ipynb"]
@@ -78,7 +78,7 @@ def test_default_zip_is_named_after_the_assignment_beside_the_notebook(tmp_path,
 def test_missing_model_is_refused_with_what_to_do(tmp_path):
     notebook = student_folder(tmp_path, "03_training", model=False)
     with pytest.raises(SubmissionError, match=r"no dgcnn.keras in .*Run the training cells"):
-        submit(notebook)
+        hand_in(notebook)
     assert not list(notebook.parent.glob("*.zip"))
 
 
@@ -86,14 +86,14 @@ def test_a_model_that_is_not_a_keras_file_is_refused(tmp_path):
     notebook = student_folder(tmp_path, "03_training", model=False)
     (notebook.parent / "dgcnn.keras").write_text("not a model")
     with pytest.raises(SubmissionError, match="not a saved Keras model"):
-        submit(notebook)
+        hand_in(notebook)
 
 
 def test_a_broken_notebook_is_refused(tmp_path):
     notebook = student_folder(tmp_path, "01_sky", model=False)
     notebook.write_text(notebook.read_text()[:-200])
     with pytest.raises(SubmissionError, match="not a valid notebook"):
-        submit(notebook)
+        hand_in(notebook)
     assert main([str(notebook)]) == 1
 
 
@@ -101,19 +101,19 @@ def test_size_limits(tmp_path, monkeypatch):
     notebook = student_folder(tmp_path, "03_training")
     monkeypatch.setattr(submit_module, "MAX_FILE_BYTES", 1000)
     with pytest.raises(SubmissionError, match="dgcnn.keras is .* more than"):
-        submit(notebook)
+        hand_in(notebook)
     monkeypatch.setattr(submit_module, "MAX_NOTEBOOK_BYTES", 1000)
     with pytest.raises(SubmissionError, match="more than .* allowed: clear large outputs"):
-        submit(notebook)
+        hand_in(notebook)
 
 
 def test_unknown_assignment(tmp_path):
     notebook = tmp_path / "mine.ipynb"
     nbformat.write(nbformat.v4.new_notebook(), notebook)
     with pytest.raises(SubmissionError, match="cannot tell which assignment"):
-        submit(notebook)
+        hand_in(notebook)
     with pytest.raises(SubmissionError, match="unknown assignment"):
-        submit(notebook, assignment="05_other")
+        hand_in(notebook, assignment="05_other")
 
 
 def test_colab_submits_the_open_notebook_and_downloads_the_zip(tmp_path, monkeypatch):
@@ -121,7 +121,7 @@ def test_colab_submits_the_open_notebook_and_downloads_the_zip(tmp_path, monkeyp
     downloads = install_colab(monkeypatch, nb)
     monkeypatch.chdir(tmp_path)  # Colab's working folder (/content), where model.save wrote the model
     shutil.copy(MODEL, tmp_path / "dgcnn.keras")
-    out = submit()
+    out = hand_in()
     assert out == tmp_path / "03_training.zip" and downloads == [str(out)]
     with zipfile.ZipFile(out) as archive:
         assert sorted(archive.namelist()) == ["03_training/03_training.ipynb", "03_training/dgcnn.keras"]
@@ -129,12 +129,40 @@ def test_colab_submits_the_open_notebook_and_downloads_the_zip(tmp_path, monkeyp
     assert [c.source for c in packed.cells] == [c.source for c in nb.cells]
 
 
-def test_outside_colab_a_path_is_needed(tmp_path):
-    with pytest.raises(SubmissionError, match="give the notebook's path"):
-        submit()
+def test_outside_colab_a_name_is_needed(tmp_path):
+    with pytest.raises(SubmissionError, match="give the notebook's name"):
+        hand_in()
 
 
 def test_submit_inside_a_grading_run_does_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    assert submit() is None
+    assert hand_in() is None
     assert "submit() skipped" in capsys.readouterr().out
+
+
+def test_in_a_notebook_a_failed_hand_in_is_one_line_and_nothing_is_shown(tmp_path, monkeypatch, capsys):
+    notebook = student_folder(tmp_path, "03_training", model=False)
+    monkeypatch.chdir(notebook.parent)
+    assert submit("03_training.ipynb") is None
+    out = capsys.readouterr().out
+    assert out.startswith("nothing was handed in: no dgcnn.keras in ") and out.count("\n") == 1
+    shutil.copy(MODEL, notebook.parent / "dgcnn.keras")
+    assert submit("03_training.ipynb") is None
+    assert "wrote 03_training.zip" in capsys.readouterr().out
+
+
+def test_a_name_is_found_below_the_folder_a_terminal_opens_in(tmp_path, monkeypatch, capsys):
+    notebook = student_folder(tmp_path, "02_kernel", model=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["02_kernel.ipynb"]) == 0
+    assert (notebook.parent / "02_kernel.zip").is_file()
+    assert main(["04_graph.ipynb"]) == 1
+    assert "error: no 04_graph.ipynb in" in capsys.readouterr().err
+
+
+def test_colab_packs_the_open_notebook_when_given_its_name(tmp_path, monkeypatch):
+    nb = nbformat.read(ROOT / "notebooks" / "01_sky" / "01_sky.ipynb", as_version=4)
+    downloads = install_colab(monkeypatch, nb)
+    monkeypatch.chdir(tmp_path)
+    out = hand_in("01_sky.ipynb")
+    assert out == tmp_path / "01_sky.zip" and downloads == [str(out)]
