@@ -16,6 +16,7 @@ TASK_TIMEOUT_S = 900  # one student's notebook at grading: the kernel, its tests
 
 # Files, in bytes as written to disk (a zip counts by the bytes it expands to).
 NOTEBOOK_BYTES = 20 * MiB  # an executed notebook with figures; the course's are under 5 MiB
+NOTEBOOK_CELLS = 2000  # cells of one notebook; the course's have under 40 (every cell costs time at grading)
 MODEL_BYTES = 25 * MiB  # a saved model (``.keras``, ``.h5``); the reference DGCNN saves to about 0.2 MiB
 OTHER_FILE_BYTES = 25 * MiB  # any other file beside a notebook
 SUBMISSION_BYTES = 100 * MiB  # everything one student hands in

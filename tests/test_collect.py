@@ -369,7 +369,7 @@ def test_folder_limits(dirs):
 # ------------------------------------------------------------- student ids
 def test_invalid_student_ids_are_rejected(dirs):
     subs, staging = dirs
-    for name in ["bad name", ".hidden", "ümlaut", "semi;colon", "tab\tname"]:
+    for name in ["bad name", ".hidden", "ümlaut", "semi;colon", "tab\tname", "--help", "-x"]:
         write_tree(subs / name, {"01_sky/01_sky.ipynb": notebook()})
     write_zip(subs / "a$b.zip", {"01_sky/01_sky.ipynb": notebook()})
     (subs / "grades.csv").write_text("not a submission")
@@ -378,7 +378,7 @@ def test_invalid_student_ids_are_rejected(dirs):
     results = by_student(collect(subs, staging, ASSIGNMENTS))
 
     assert results["ok.id-1_2"].assignments == ["01_sky"]
-    for student in ["bad name", ".hidden", "ümlaut", "semi;colon", "tab\\tname", "a$b"]:
+    for student in ["bad name", ".hidden", "ümlaut", "semi;colon", "tab\\tname", "a$b", "--help", "-x"]:
         assert results[student].assignments == [] and "is not a student id" in problems_text(results[student])
     assert "is a file" in problems_text(results["grades.csv"])
     assert sorted(p.name for p in staging.iterdir()) == ["ok.id-1_2"]
@@ -472,6 +472,8 @@ def test_odd_file_names_are_left_out_and_reported(dirs):
     (json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}}).encode(), "ValidationError"),
     (b"[" * 100_000 + b"]" * 100_000, "RecursionError"),
     (b"\xff\xfe not utf-8", "UnicodeDecodeError"),
+    (json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                 "cells": [{"cell_type": "raw", "metadata": {}, "source": ""}] * 2001}).encode(), "2,001 cells"),
 ])
 def test_invalid_notebooks_are_not_staged(dirs, content, words):
     subs, staging = dirs

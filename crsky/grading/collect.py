@@ -51,7 +51,8 @@ from pathlib import Path
 from crsky import limits as _limits
 from crsky.limits import size_text as _size
 
-STUDENT_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\Z")
+# Not starting with "-" (nbgrader's command line would read it as an option) or "." (hidden, "..").
+STUDENT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 # Skipped silently wherever they appear: editor, Python and macOS clutter.
 JUNK = frozenset({".ipynb_checkpoints", "__pycache__", ".DS_Store", "__MACOSX"})
 MODEL_SUFFIXES = (".keras", ".h5")
@@ -185,7 +186,7 @@ def _scan_entry(subs_fd, name, st, assignments, limits):
                               f"{_printable(name)} is a {what}: nothing is graded")
     elif not STUDENT_ID.match(entry.student):
         entry.rejected.append(f"{entry.student!r} is not a student id (letters, digits, '_', '.' and '-' only, "
-                              "not starting with '.'): nothing is graded")
+                              "not starting with '.' or '-'): nothing is graded")
     else:
         try:
             (_scan_zip if entry.kind == "zip" else _scan_folder)(subs_fd, entry, st, assignments, limits)
@@ -616,6 +617,10 @@ def _notebook_problem(path):
         if not isinstance(data, dict) or data.get("nbformat") != 4:
             version = data.get("nbformat") if isinstance(data, dict) else type(data).__name__
             return f"nbformat {version!r}, expected 4"
+        cells = data.get("cells")
+        if isinstance(cells, list) and len(cells) > _limits.NOTEBOOK_CELLS:
+            return (f"{len(cells):,} cells, more than the {_limits.NOTEBOOK_CELLS:,} a notebook may have "
+                    "(delete the empty ones)")
         nbformat.validate(nbformat.reads(text, as_version=4))
     except Exception as error:  # not UTF-8, not JSON, nested too deep, not the schema
         first = (str(error).strip().splitlines() or [""])[0]
