@@ -104,6 +104,9 @@ def pack(nb, assignment, folder, out):
     if len(text.encode()) > MAX_NOTEBOOK_BYTES:
         raise SubmissionError(f"the notebook is {_kib(len(text.encode()))}, more than the {_kib(MAX_NOTEBOOK_BYTES)} "
                               "allowed: clear large outputs and try again.")
+    if len(nb.cells) > limits.NOTEBOOK_CELLS:
+        raise SubmissionError(f"the notebook has {len(nb.cells):,} cells, more than the {limits.NOTEBOOK_CELLS:,} "
+                              "allowed: delete the empty ones and try again.")
     files = {name: Path(folder) / name for name in FILES.get(assignment, ())}
     for name, path in files.items():
         _check_file(path, name)

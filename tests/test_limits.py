@@ -111,3 +111,18 @@ def read_config(path):
 def test_nbgrader_gives_a_cell_the_course_limit(path):
     """Autograde (the course's configuration) and the hub's Validate button (the image's)."""
     assert read_config(ROOT / path).Execute.timeout == limits.CELL_TIMEOUT_S
+
+
+def test_a_notebook_of_too_many_cells_is_refused_at_hand_in_and_at_grading(tmp_path):
+    """Every cell costs the grader time: more than limits.NOTEBOOK_CELLS is refused on both sides."""
+    notebook = student_notebook(tmp_path, 1000)
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells += [nbformat.v4.new_code_cell("") for _ in range(limits.NOTEBOOK_CELLS - len(nb.cells) + 1)]
+    nbformat.write(nb, notebook)
+    with pytest.raises(SubmissionError, match=f"{limits.NOTEBOOK_CELLS + 1:,} cells, more than the"):
+        hand_in(notebook, tmp_path / "alice.zip")
+    submissions = tmp_path / "submissions"
+    shutil.copytree(notebook.parent, submissions / "alice" / ASSIGNMENT)
+    [alice] = collect(submissions, tmp_path / "staging", ASSIGNMENTS)
+    assert ASSIGNMENT not in alice.assignments
+    assert f"{limits.NOTEBOOK_CELLS + 1:,} cells" in " ".join(alice.problems[ASSIGNMENT])
