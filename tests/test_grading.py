@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from crsky.course import ASSIGNMENTS, COURSE_ROOT
-from crsky.grading import feedback, pipeline, sandbox
+from crsky.grading import feedback, hidden, pipeline, sandbox
 from crsky.grading.samples import answered, submit
+from crsky.grading.seed import MIN_SEED, new_seed_file
 
 GOOD_MODEL = COURSE_ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras"
-SEED = 918273645  # the hidden seed of this class: it must appear nowhere in what the grader returns
 CELL_TIMEOUT_S = 60
 HELD_OUT_MAPS = 1_000  # fewer than a real class gets (crsky.experiment.HELD_OUT_MAPS): the pipeline is the same
 pytestmark = [pytest.mark.grading,
@@ -176,7 +176,15 @@ def digest(folder):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def seed(tmp_path_factory):
+    """The hidden seed of this class, as an instructor makes and passes it (``python -m
+    crsky.grading.seed new``, then ``--seed-file``): it must appear nowhere in what the grader returns."""
+    path = new_seed_file(tmp_path_factory.mktemp("instructor") / ".config" / "crsky" / "heldout.seed")
+    return pipeline.read_seed(str(path))
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, seed):
     base = tmp_path_factory.mktemp("class")
     subs = base / "submissions"
     corrupt = base / "corrupt.keras"
@@ -253,13 +261,13 @@ def graded(tmp_path_factory):
     package = tree_digest(COURSE_ROOT / "crsky", COURSE_ROOT / "edgeconv.py")
     before = digest(subs)
     start = time.perf_counter()
-    rows = pipeline.grade(subs, base / "results", base / "work", seed=SEED, held_out_maps=HELD_OUT_MAPS, cell_timeout_s=CELL_TIMEOUT_S,
+    rows = pipeline.grade(subs, base / "results", base / "work", seed=seed, held_out_maps=HELD_OUT_MAPS, cell_timeout_s=CELL_TIMEOUT_S,
                           task_timeout_s=300, workers=2)
     seconds = time.perf_counter() - start
     grades_csv = (base / "results" / "grades.csv").read_bytes()
     time.sleep(10)  # longer than the detached process's sleep: it must have been killed
     return {"rows": rows, "base": base, "subs": subs, "before": before, "package": package, "seconds": seconds,
-            "grades_csv": grades_csv}
+            "grades_csv": grades_csv, "seed": seed}
 
 
 def row(graded, student, assignment):
@@ -267,11 +275,11 @@ def row(graded, student, assignment):
     return found
 
 
-def expected_accuracy_points():
+def expected_accuracy_points(seed):
     from crsky.grading.scoring import (accuracy_points, baseline_accuracy, full_marks_accuracy, held_out_accuracy,
                                        held_out_maps, load_submitted_model, predict_signal_probability)
 
-    x, y = held_out_maps(n_maps=HELD_OUT_MAPS, seed=SEED)
+    x, y = held_out_maps(n_maps=HELD_OUT_MAPS, seed=seed)
     accuracy = held_out_accuracy(predict_signal_probability(load_submitted_model(GOOD_MODEL), x), y)
     return accuracy, accuracy_points(accuracy, 4, full_marks_accuracy(baseline_accuracy(x, y)))
 
@@ -279,7 +287,9 @@ def expected_accuracy_points():
 # --------------------------------------------------------------- honest work
 def test_correct_submission_gets_full_points(graded):
     assert row(graded, "correct", "02_kernel")["score"] == 6
-    accuracy, points = expected_accuracy_points()
+    # Scored on the maps of the generated seed: the seed file went through to the scoring.
+    assert graded["seed"] >= MIN_SEED
+    accuracy, points = expected_accuracy_points(graded["seed"])
     found = row(graded, "correct", "03_training")
     assert found["accuracy"] == pytest.approx(accuracy, abs=1e-4)
     assert found["score"] == pytest.approx(6 + round(points, 2), abs=0.01) and not found["review"]
@@ -347,7 +357,7 @@ def test_forging_the_model_test_gains_nothing(graded, student):
 
 
 def test_the_hidden_seed_is_nowhere_the_students_or_the_results_reach(graded):
-    text = str(SEED)
+    text = str(graded["seed"])
     for folder in (graded["base"] / "results", graded["base"] / "work" / "course"):
         for path in folder.rglob("*"):
             if path.is_file():
@@ -378,7 +388,7 @@ def test_killing_processes_costs_the_killer_only(graded):
 def test_a_later_batch_is_not_poisoned(graded, tmp_path):
     subs = tmp_path / "submissions"
     submit(subs, "later", "02_kernel")
-    rows = pipeline.grade(subs, tmp_path / "results", tmp_path / "work", seed=SEED, held_out_maps=HELD_OUT_MAPS, cell_timeout_s=CELL_TIMEOUT_S,
+    rows = pipeline.grade(subs, tmp_path / "results", tmp_path / "work", seed=graded["seed"], held_out_maps=HELD_OUT_MAPS, cell_timeout_s=CELL_TIMEOUT_S,
                           workers=1, quiet=True)
     assert [r["score"] for r in rows if r["assignment"] == "02_kernel"] == [6]
 
@@ -409,6 +419,28 @@ def test_feedback_is_html_without_script_style_or_handlers_from_outputs(graded):
         assert not re.search(r"<script[^>]*>\s*alert|<[a-z]+[^>]*\sonerror\s*=", html, re.I)  # escaped text is fine
     answer = (graded["base"] / "results" / "feedback" / "xss" / "04_graph" / "04_graph.html").read_text()
     assert "The dynamic graph links similar features" in answer  # the written answer is still shown
+
+
+def test_no_feedback_page_shows_a_hidden_test(graded):
+    """Every page of the class against the instructor's notebooks: no hidden-test marker and
+    no hidden line (one the student's own notebook does not hold) in what the page shows;
+    each test cell still shows its name and points."""
+    pages = sorted((graded["base"] / "results" / "feedback").rglob("*.html"))
+    sources = {a: nbformat.read(COURSE_ROOT / "solutions" / a / f"{a}.ipynb", as_version=4) for a in ASSIGNMENTS}
+    with_hidden = {a for a, nb in sources.items() if any(hidden.BEGIN in c.source for c in nb.cells)}
+    assert {page.parent.name for page in pages} >= with_hidden - {"01_sky"}  # nobody in this class did 01_sky
+    for page in pages:
+        student, assignment = page.parent.parent.name, page.parent.name
+        own = graded["subs"] / student / assignment / f"{assignment}.ipynb"
+        submitted = nbformat.read(own, as_version=4) if own.is_file() and not own.is_symlink() else None
+        html = page.read_text()
+        assert "HIDDEN TESTS" not in html, page
+        assert hidden.leaks(html, sources[assignment], submitted) == [], page
+    correct = (graded["base"] / "results" / "feedback" / "correct" / "02_kernel" / "02_kernel.html").read_text()
+    for grade_id in ("test_kernel_shape", "test_kernel_trainable", "test_kernel_in_edgeconv"):
+        assert grade_id in correct
+    assert "Score: 2.0 / 2.0" in correct and hidden.NOT_SHOWN in hidden.page_text(correct)
+    assert not [e for r in graded["rows"] for e in r["errors"] if "hidden tests" in e]
 
 
 # ------------------------------------------------------------------ the batch
