@@ -1,0 +1,256 @@
+"""The student's path, as a new student walks it: the released notebooks (generated from
+solutions/ by nbgrader, as `python -m crsky.release` does), answered, run top to bottom with
+their last cell's self-check, then the commands the notebooks print, typed as printed in a
+terminal that opens where JupyterLab's does (a hub's home, a laptop's clone). All at the
+small size."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from crsky.course import ASSIGNMENTS, COURSE_ROOT as ROOT, REPO_URL, SELFCHECK_ENV
+from crsky.submit import FILES
+
+MODEL = ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras"  # a model trained at the CPU size: 4 of 4 points
+COMMAND = re.compile(r"`(python -m crsky\.[^`]+)`")
+
+
+def student_env(base):
+    """The environment of a student's Jupyter server: the small size, nothing of grading set."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NBGRADER_EXECUTION", SELFCHECK_ENV, "CRSKY_GRADING_SEED")}
+    env.update(CRSKY_SIZE="small", CRSKY_CACHE=str(base / "cache"), JUPYTER_CONFIG_DIR=str(base / "jupyter-config"),
+               JUPYTER_DATA_DIR=str(base / "jupyter-data"), JUPYTER_RUNTIME_DIR=str(base / "jupyter-runtime"),
+               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    return env
+
+
+def release(folder, env):
+    """The student notebooks nbgrader generates from solutions/ now, in ``folder``."""
+    for assignment in ASSIGNMENTS:
+        run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
+                              f"--CourseDirectory.release_directory={folder}",
+                              f"--CourseDirectory.db_url=sqlite:///{folder.parent / 'gradebook.db'}"],
+                             cwd=ROOT / "grading", capture_output=True, text=True, env=env)
+        assert run.returncode == 0, run.stderr[-3000:]
+    return folder
+
+
+def answer(nb, assignment):
+    """The released notebook ``nb`` with every exercise answered (the instructor's answers)."""
+    solution = {c.metadata.nbgrader["grade_id"]: c.source for c in
+                nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4).cells
+                if c.metadata.get("nbgrader", {}).get("solution")}
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in solution:
+            cell.source = "\n".join(line for line in solution[grade_id].splitlines()
+                                    if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+    return nb
+
+
+def cell(nb, grade_id):
+    (found,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+    return found
+
+
+def text_of(cell_, stream):
+    return "".join(o.get("text", "") for o in cell_.get("outputs", [])
+                   if o.get("output_type") == "stream" and o.get("name") == stream)
+
+
+def run_all(path, env, extra=()):
+    """Run All on the notebook file ``path`` in its folder, as JupyterLab does, then the
+    ``extra`` sources as new runs of the last cell; returns the executed notebook."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(path.parent)}})
+    with client.setup_kernel(env=env):  # the kernel gets the server's environment
+        for index, code_cell in enumerate(nb.cells):
+            client.execute_cell(code_cell, index)
+        for source in extra:
+            nb.cells[-1].source = source
+            client.execute_cell(nb.cells[-1], len(nb.cells) - 1)
+    return nb
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """A hub's home after the student fetched, answered and saved every notebook and ran
+    each one top to bottom (its last cell checks it): ``(home, env, {assignment: executed})``."""
+    base = tmp_path_factory.mktemp("student")
+    env = student_env(base)
+    released = release(base / "release", env)
+    home = base / "home"
+    executed = {}
+    for assignment in ASSIGNMENTS:  # in order: notebook 4 reads the model notebook 3 saved
+        shutil.copytree(released / assignment, home / assignment)
+        path = home / assignment / f"{assignment}.ipynb"
+        nbformat.write(answer(nbformat.read(path, as_version=4), assignment), path)
+        extra = ()
+        if assignment == "01_sky":  # "remove the # in front of submit and run the cell again"
+            source = cell(nbformat.read(path, as_version=4), "selfcheck").source
+            assert "# submit(" in source
+            extra = (source.replace("# submit(", "submit("),)
+        executed[assignment] = run_all(path, env, extra)
+    return home, env, executed
+
+
+def check_table(text):
+    """``{grade_id: (status, detail)}`` of the self-check's table in ``text``."""
+    rows = {}
+    for line in text.splitlines():
+        match = re.match(r"^(test_\w+)\s+(passed|PARTIAL|FAILED)\s+[\d.]+/\d+\s*(.*)$", line)
+        if match:
+            rows[match.group(1)] = (match.group(2), match.group(3))
+    return rows
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_cell_runs_and_the_last_cell_checks_the_notebook(hub, assignment):
+    _, _, executed = hub
+    nb = executed[assignment]
+    errors = [(c.source[:60], o["ename"], o["evalue"][:200]) for c in nb.cells for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, f"{assignment}: {errors}"
+    last = cell(nb, "selfcheck")
+    assert not text_of(last, "stderr"), f"the check cell shows warnings: {text_of(last, 'stderr')[:500]}"
+    assert not [o for o in last.outputs if o.get("output_type") == "execute_result"], "the check cell shows a value"
+    out = text_of(last, "stdout")
+    assert f"checking {assignment}.ipynb as saved at" in out
+    rows = check_table(out)
+    assert rows, out
+    if assignment == "03_training":
+        # The small size trains one epoch on a few hundred maps: the model's points may be
+        # partial, and the row says why (its accuracy and the grading rule).
+        status, detail = rows.pop("test_saved_model_accuracy")
+        assert re.search(r"test accuracy on 1000 held-out maps: 0\.\d{3} -> \d\.\d\d of 4 points \(full points "
+                         r"from 0\.\d{3}: the pair count's 0\.\d{3}", detail), detail
+        assert status == "passed" or status in ("PARTIAL", "FAILED") and "still failing: test_saved_model_accuracy" in out
+    assert all(status == "passed" for status, _ in rows.values()), out
+    if assignment == "01_sky":
+        assert "wrote 01_sky.zip" in out and (hub[0] / "01_sky" / "01_sky.zip").is_file()
+
+
+def printed_commands(nb):
+    return COMMAND.findall(cell(nb, "selfcheck_intro").source)
+
+
+def test_every_notebook_prints_a_check_and_a_hand_in_command(hub):
+    _, _, executed = hub
+    for assignment, nb in executed.items():
+        assert printed_commands(nb) == [f"python -m crsky.grading.selfcheck {assignment}.ipynb",
+                                        f"python -m crsky.submit {assignment}.ipynb"]
+
+
+def test_printed_commands_work_from_the_folder_a_hub_terminal_opens_in(hub):
+    """JupyterLab's terminal opens in the server's root: on a hub, the home that holds
+    ``<assignment>/<assignment>.ipynb``. The student trained at the CPU size."""
+    home, env, executed = hub
+    shutil.copy(MODEL, home / "03_training" / "dgcnn.keras")
+    for assignment, nb in executed.items():
+        check, hand_in = printed_commands(nb)
+        run = subprocess.run(check, shell=True, cwd=home, env=env, capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0 and not run.stderr, f"{check}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+        assert "all pass" in run.stdout and f"checking {assignment}/{assignment}.ipynb" in run.stdout
+        if assignment == "03_training":
+            assert "test_saved_model_accuracy  passed   4.0/4    test accuracy on 1000 held-out maps" in run.stdout
+        run = subprocess.run(hand_in, shell=True, cwd=home, env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0 and not run.stderr, f"{hand_in}:\n{run.stdout}\n{run.stderr}"
+        with zipfile.ZipFile(home / assignment / f"{assignment}.zip") as archive:
+            expected = [f"{assignment}/{assignment}.ipynb"] + [f"{assignment}/{name}" for name in FILES.get(assignment, ())]
+            assert sorted(archive.namelist()) == sorted(expected)
+
+
+def test_printed_commands_work_from_a_laptops_clone(hub, tmp_path):
+    """On a laptop JupyterLab starts in the clone (docs/students.md): the released notebooks
+    in ``notebooks/`` and the student's copies in ``my-work/``; the commands find the copy."""
+    home, env, executed = hub
+    clone = tmp_path / "crsky"
+    shutil.copytree(ROOT / "crsky", clone / "crsky", ignore=shutil.ignore_patterns("__pycache__"))
+    for assignment in ASSIGNMENTS:
+        shutil.copytree(home / assignment, clone / "notebooks" / assignment, ignore=shutil.ignore_patterns("*.zip"))
+        shutil.copytree(home / assignment, clone / "my-work" / assignment, ignore=shutil.ignore_patterns("*.zip"))
+    for assignment, nb in executed.items():
+        check, hand_in = printed_commands(nb)
+        if assignment == "01_sky":
+            run = subprocess.run(check, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+            assert run.returncode == 0, f"{check}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+            assert "checking my-work/01_sky/01_sky.ipynb" in run.stdout
+        run = subprocess.run(hand_in, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0 and not run.stderr, f"{hand_in}:\n{run.stdout}\n{run.stderr}"
+        assert (clone / "my-work" / assignment / f"{assignment}.zip").is_file()
+        assert not (clone / "notebooks" / assignment / f"{assignment}.zip").exists()
+
+
+def two_edgeconv_model(last):
+    """The smallest DGCNN notebook 3's test of build_dgcnn accepts: two EdgeConvs, the last one
+    called on ``[x, x]`` (``last="pair"``) or on one tensor (``"one tensor"``), both a dynamic graph."""
+    import keras
+    from keras import layers
+
+    from crsky.models import EnergyScaling, edge_kernel, textbook_kernel
+    from edgeconv import EdgeConv
+
+    points = layers.Input((500, 3), name="points")
+    features = layers.Input((500, 4), name="features")
+    x = EdgeConv(lambda a: edge_kernel(a, nodes=8), next_neighbors=8)([points, EnergyScaling()(features)])
+    x = layers.Activation("relu")(x)
+    dynamic = EdgeConv(lambda a: textbook_kernel(a, nodes=32), next_neighbors=8)
+    x = layers.Activation("relu")(dynamic([x, x] if last == "pair" else x))
+    output = layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling1D()(x))
+    return keras.Model([points, features], output)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("last", ["pair", "one tensor"])
+def test_notebook_4_draws_the_graphs_of_a_model_with_two_edgeconvs(tmp_path, last):
+    """Notebook 3 accepts any DGCNN with two or more EdgeConvs: notebook 4 draws the first
+    (fixed) and the last (dynamic) graph of the saved one, the cells up to the drawing run."""
+    model = two_edgeconv_model(last)
+    assert 1_000 <= model.count_params() <= 20_000, model.count_params()  # as notebook 3's test requires
+    (tmp_path / "03_training").mkdir()
+    model.save(tmp_path / "03_training" / "dgcnn.keras")
+    nb = nbformat.read(ROOT / "solutions" / "04_graph" / "04_graph.ipynb", as_version=4)
+    (drawing,) = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "graph_on_sky" in c.source]
+    nb.cells = nb.cells[:drawing + 1] + [nbformat.v4.new_code_cell("print([ax.get_title() for ax in fig.axes])")]
+    (tmp_path / "04_graph").mkdir()
+    path = tmp_path / "04_graph" / "04_graph.ipynb"
+    nbformat.write(nb, path)
+    executed = run_all(path, student_env(tmp_path))
+    errors = [(c.source[:60], o["ename"], o["evalue"][:300]) for c in executed.cells for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, errors
+    assert "loaded ../03_training/dgcnn.keras" in "".join(text_of(c, "stdout") for c in executed.cells)
+    assert text_of(executed.cells[-1], "stdout").strip() == str(["EdgeConv 1 of 2: fixed graph (on the sky)",
+                                                                 "EdgeConv 2 of 2: dynamic graph (in feature space)"])
+
+
+def github_anchor(heading):
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_notebooks_link_only_pages_a_student_can_open(assignment):
+    """A Colab or hub student has the notebook, not the repository: every docs page a notebook
+    names is a link to its published page, and the page and its section exist."""
+    nb = nbformat.read(ROOT / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    published = re.escape(f"{REPO_URL}/blob/main/")
+    links = re.findall(rf"\]\({published}(docs/[\w.-]+\.md)(?:#([\w-]+))?\)", text)
+    bare = re.sub(rf"\]\({published}docs/[^)]*\)", "](...)", text)
+    assert not re.findall(r"docs/[\w.-]+\.md", bare), f"{assignment} names a repository file a student cannot open"
+    for page, anchor in links:
+        assert (ROOT / page).is_file(), f"{assignment} links {page}, which is not in the repository"
+        if anchor:
+            headings = [line.lstrip("#") for line in (ROOT / page).read_text().splitlines() if line.startswith("#")]
+            assert anchor in {github_anchor(h) for h in headings}, f"{assignment}: no section #{anchor} in {page}"
