@@ -114,6 +114,7 @@ def check_table(text):
     return rows
 
 
+@pytest.mark.slow  # the hub fixture: every notebook answered, run and checked (minutes)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_cell_runs_and_the_last_cell_checks_the_notebook(hub, assignment):
     _, _, executed = hub
@@ -144,6 +145,7 @@ def printed_commands(nb):
     return COMMAND.findall(cell(nb, "selfcheck_intro").source)
 
 
+@pytest.mark.slow  # the hub fixture: every notebook answered, run and checked (minutes)
 def test_every_notebook_prints_a_check_and_a_hand_in_command(hub):
     _, _, executed = hub
     for assignment, nb in executed.items():
@@ -151,6 +153,7 @@ def test_every_notebook_prints_a_check_and_a_hand_in_command(hub):
                                         f"python -m crsky.submit {assignment}.ipynb"]
 
 
+@pytest.mark.slow  # the hub fixture: every notebook answered, run and checked (minutes)
 def test_printed_commands_work_from_the_folder_a_hub_terminal_opens_in(hub):
     """JupyterLab's terminal opens in the server's root: on a hub, the home that holds
     ``<assignment>/<assignment>.ipynb``. The student trained at the CPU size."""
@@ -170,6 +173,7 @@ def test_printed_commands_work_from_the_folder_a_hub_terminal_opens_in(hub):
             assert sorted(archive.namelist()) == sorted(expected)
 
 
+@pytest.mark.slow  # the hub fixture: every notebook answered, run and checked (minutes)
 def test_printed_commands_work_from_a_laptops_clone(hub, tmp_path):
     """On a laptop JupyterLab starts in the clone (docs/students.md): the released notebooks
     in ``notebooks/`` and the student's copies in ``my-work/``; the commands find the copy."""
@@ -254,3 +258,20 @@ def test_notebooks_link_only_pages_a_student_can_open(assignment):
         if anchor:
             headings = [line.lstrip("#") for line in (ROOT / page).read_text().splitlines() if line.startswith("#")]
             assert anchor in {github_anchor(h) for h in headings}, f"{assignment}: no section #{anchor} in {page}"
+
+
+def test_unanswered_notebook_2_stops_at_its_demo_with_the_students_exercise_named(tmp_path):
+    """As delivered, notebook 2's first demo builds an EdgeConv with the unanswered kernel_nn:
+    the cell says which exercise to write, in one line, not Keras's traceback."""
+    nb = nbformat.read(ROOT / "notebooks" / "02_kernel" / "02_kernel.ipynb", as_version=4)
+    (demo,) = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "uses_answers" in c.source]
+    nb.cells = nb.cells[:demo + 1]
+    (tmp_path / "02_kernel").mkdir()
+    path = tmp_path / "02_kernel" / "02_kernel.ipynb"
+    nbformat.write(nb, path)
+    executed = run_all(path, student_env(tmp_path))
+    errors = [(i, o) for i, c in enumerate(executed.cells) for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert [(i, o["ename"], o["evalue"]) for i, o in errors] == [(demo, "MissingAnswer", (
+        "write kernel_nn in its cell above first: it still raises NotImplementedError. Run that cell, then this one."))]
+    assert errors[0][1]["traceback"] == ["MissingAnswer: write kernel_nn in its cell above first: it still raises "
+                                         "NotImplementedError. Run that cell, then this one."]
