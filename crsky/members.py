@@ -296,7 +296,7 @@ def compile_members(model, steps, learning_rate=3e-3, loss="binary_crossentropy"
     return model
 
 
-def compare(size_name="cpu", seed=1, n_baseline_maps=2_000, epochs=None, learning_rate=None, verbose=2,
+def compare(size_name="cpu", seed=1, n_baseline_maps=2_000, epochs=None, learning_rate=None, save_as=None,
             **model_options):
     """The member DGCNN against the classical member baseline on the same test maps.
 
@@ -306,7 +306,8 @@ def compare(size_name="cpu", seed=1, n_baseline_maps=2_000, epochs=None, learnin
     :func:`crsky.models.build_member_model`) trained on all of them with the size's epochs,
     batch size and learning rate (or ``epochs``, ``learning_rate``), seed ``seed``.
     Returns the dict of :func:`compare_at_baseline_efficiency` plus ``n_train``, ``n_test``
-    (signal maps), ``train_seconds``, ``seconds_per_epoch``.
+    (signal maps), ``train_seconds``, ``seconds_per_epoch``. ``save_as``: where to keep the
+    trained model (default: nowhere).
     """
     import dataclasses
 
@@ -336,7 +337,8 @@ def compare(size_name="cpu", seed=1, n_baseline_maps=2_000, epochs=None, learnin
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, _env_without_grading():
-        model, _ = fit_members_unless_grading(model, train, val, size, save_as=os.path.join(folder, MODEL_FILE))
+        model, _ = fit_members_unless_grading(model, train, val, size,
+                                              save_as=save_as or os.path.join(folder, MODEL_FILE))
     train_seconds = time.perf_counter() - start
     scores = predict_members(model, test[0])
     result = compare_at_baseline_efficiency(test[1], scores, baseline_scores)
@@ -371,14 +373,18 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--nodes", type=int, nargs=3, default=None)
     parser.add_argument("--head", type=int, nargs="*", default=None)
+    parser.add_argument("--save", default=None, help="keep the trained model in this .keras file")
     args = parser.parse_args(argv)
     options = {key: tuple(value) for key, value in (("nodes", args.nodes), ("head", args.head)) if value is not None}
-    result = compare(args.size, seed=args.seed, epochs=args.epochs, learning_rate=args.learning_rate, **options)
+    result = compare(args.size, seed=args.seed, epochs=args.epochs, learning_rate=args.learning_rate,
+                     save_as=args.save, **options)
     print(json.dumps(result, indent=1))
     print(f"member DGCNN: AUC {result['auc']:.3f}, purity {result['purity']:.3f} at the baseline's efficiency "
           f"{result['efficiency']:.3f} ({result['purity_top_n']:.3f} with {N_PER_MAP} per map); classical baseline: "
           f"AUC {result['baseline_auc']:.3f}, purity {result['baseline_purity']:.3f} "
-          f"({result['baseline_purity_top_n']:.3f}); gain {100 * result['purity_gain']:+.1f} points")
+          f"({result['baseline_purity_top_n']:.3f}); gain {100 * result['purity_gain']:+.1f} points "
+          f"(25 per map: {100 * (result['purity_top_n'] - result['baseline_purity_top_n']):+.1f}, "
+          f"standard error {100 * result['purity_top_n_gain_se']:.1f})")
 
 
 if __name__ == "__main__":
