@@ -41,11 +41,38 @@ def python(source):
     return TransformerManager().transform_cell(source)
 
 
+# Magics that run their Python code in the notebook's namespace: %time, %%time, %%capture ...
+PYTHON_MAGICS = frozenset({"time", "capture", "prun"})
+
+
 def _tree(source):
+    """The cell's code as a syntax tree, the code that its magics run inlined (``%%time`` around
+    a definition still defines it; None when it is not Python)."""
     try:
-        return ast.parse(python(source))
+        tree = ast.parse(python(source))
     except (SyntaxError, ValueError):
         return None
+    body = []
+    for node in tree.body:
+        inner = _magic_body(node)
+        body += inner if inner is not None else [node]
+    tree.body = body
+    return tree
+
+
+def _magic_body(node):
+    """The statements a magic of PYTHON_MAGICS runs (``get_ipython().run_cell_magic('time', '', code)``
+    or ``run_line_magic('time', code)``), or None for any other statement."""
+    call = node.value if isinstance(node, ast.Expr) else None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            and call.func.attr in ("run_cell_magic", "run_line_magic") and call.args
+            and all(isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in call.args)):
+        return None
+    name, code = call.args[0].value, call.args[-1].value
+    if name not in PYTHON_MAGICS or len(call.args) != (3 if call.func.attr == "run_cell_magic" else 2):
+        return None
+    inner = _tree(code)
+    return inner.body if inner is not None else None
 
 
 def bound_names(source):
@@ -111,11 +138,18 @@ def plan(source_nb, submitted_nb, timeout=120):
         grade_id = nbgrader_meta(cell).get("grade_id")
         if is_answer(cell) and grade_id and grade_id not in answers:
             answers[grade_id] = (i, cell.source)
-    answer_ids = [nbgrader_meta(c).get("grade_id") for c in cells if is_answer(c)]
+    # What the tests get of the student's work: the names the instructor's answer cells define
+    # (the exercise's interface), never a set-up name (the tests' own data) or a built-in.
+    # Whatever else a student's answer cell binds stays the student's: their functions still
+    # see it, the tests do not (a test's own variables cannot collide with it).
     answer_names = set()
-    for grade_id in answer_ids:
-        answer_names |= bound_names(answers.get(grade_id, (0, ""))[1])
-        answer_names |= bound_names(next(c.source for c in cells if nbgrader_meta(c).get("grade_id") == grade_id))
+    for cell in cells:
+        if is_answer(cell):
+            answer_names |= bound_names(cell.source)
+    answer_names -= provided | BUILTIN_NAMES
+    student_names = set()
+    for _, source in answers.values():
+        student_names |= bound_names(source)
     # The student's other code cells, by the names they bind (the last binding before use wins).
     student_cells = [(i, c.source) for i, c in enumerate(submitted_nb.cells)
                      if c.cell_type == "code" and not nbgrader_meta(c).get("grade_id")]
@@ -129,7 +163,7 @@ def plan(source_nb, submitted_nb, timeout=120):
         if is_answer(cell):
             grade_id = meta.get("grade_id")
             index, source = answers.get(grade_id, (None, ""))
-            for helper_index, helper_source in _needed(source, index, provided | answer_names, binders, included):
+            for helper_index, helper_source in _needed(source, index, provided | answer_names | student_names, binders, included):
                 steps.append({"kind": "helper", "id": where(submitted_nb, helper_index), "source": helper_source,
                               "where": where(submitted_nb, helper_index)})
             steps.append({"kind": "answer", "id": grade_id, "source": source,

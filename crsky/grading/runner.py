@@ -116,6 +116,7 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
+    _prepare_shell(shell)
     user = shell.user_ns
     state.append(shell)
     n_setup = _len(setup_steps)
@@ -164,6 +165,32 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
                              "", "", ()))
         _set_idle()
         _write(results, b"%08d" % _len(message) + message)
+
+
+def _prepare_shell(shell):
+    """The notebook's shell as a kernel's, for what the grader cannot offer the way Jupyter does.
+
+    * ``!command``: IPython's default runs it through pexpect, which forks the Python process
+      (refused while student code runs); here the command runs as a plain subprocess (it
+      never runs Python code of the grader's process) and its output goes into the cell's.
+    * ``%matplotlib inline`` (or any other backend): the grader draws no figures on a screen;
+      the magic chooses nothing and changes nothing (the grader's backend is Agg).
+    """
+    import subprocess
+
+    run, pipe, devnull, merged = subprocess.run, subprocess.PIPE, subprocess.DEVNULL, subprocess.STDOUT
+
+    def system(cmd, _sys=sys):
+        command = shell.var_expand(cmd, depth=1)
+        completed = run(command, shell=True, stdin=devnull, stdout=pipe, stderr=merged)
+        _sys.stdout.write(completed.stdout.decode("utf-8", "replace"))
+        shell.user_ns["_exit_code"] = completed.returncode
+
+    def matplotlib(line=""):
+        """The grader draws no figures: %matplotlib changes nothing here."""
+
+    shell.system = system
+    shell.register_magic_function(matplotlib, "line", "matplotlib")
 
 
 def _compile_test(source, filename):
@@ -217,11 +244,12 @@ def main():
     missing = object()
 
     trusted_code = [frozenset()]   # code objects of the libraries, known once the set-up has run
+    trusted_classes = [frozenset()]  # ids of the classes the loaded modules define, then
 
     def audit(event, args, _guard=guard, _ident=threading.get_ident, _worker=worker_ident, _blocked=BLOCKED_EVENTS,
               _internals=FUNCTION_INTERNALS, _recorded=recorded, _refused=refused, _type=type, _getattr=getattr,
               _isinstance=isinstance, _error=RuntimeError, _missing=missing, _frame=sys._getframe, _id=id,
-              _trusted=trusted_code):
+              _trusted=trusted_code, _classes=trusted_classes):
         if not _guard[0] or not _worker or _ident() != _worker[0]:
             return
         if event in _blocked or event.startswith("ctypes."):
@@ -233,6 +261,8 @@ def main():
                 return
             if _getattr(target, "__module__", "__main__") == "__main__":
                 return  # the notebook's own classes and functions
+            if _isinstance(target, _type) and _id(target) not in _classes[0]:
+                return  # a class made after the snapshot (by a module imported since): no test relies on it
             # Who sets it: a library's own code (lazy set-up, caches), or code the notebook wrote?
             setter = _frame(1).f_code
             by_library = _id(setter) in _trusted[0]
@@ -294,8 +324,11 @@ def main():
     for index, step in enumerate(steps):
         kind = step["kind"]
         if index == n_setup:
+            _import_tests_modules(steps[n_setup:])
             snapshot, base, handlers, meta_path = _take_snapshot(state[0])
-            trusted_code[0] = _library_code(snapshot)
+            trusted_code[0], classes = _library_code(snapshot)
+            trusted_classes[0] = frozenset(id(c) for c in classes)
+            held_classes = classes  # noqa: F841 (kept alive: their ids stay theirs)
             student = []
             for later in steps[n_setup:]:
                 compiled = (_compile_test(later["source"], f"<test {later.get('id')}>")
@@ -342,6 +375,33 @@ def main():
     os._exit(0)
 
 
+def _import_tests_modules(steps):
+    """Import, before the snapshot, the modules the test cells import: a module that only a
+    test loads would otherwise be loaded first by the student's code, and what that code
+    changed in it would be outside the trusted state."""
+    import ast
+    import importlib
+
+    for step in steps:
+        if step["kind"] != "test":
+            continue
+        try:
+            tree = ast.parse(step["source"])
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for name in names:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # noqa: BLE001 (a name imported from a module, not a module)
+                    pass
+
+
 def _take_snapshot(shell):
     """The trusted state, taken after the set-up cells and before any student code."""
     import signal
@@ -367,7 +427,8 @@ WATCHED_DATA = frozenset({"builtins", "numpy", "keras", "networkx", "crsky", "ed
 
 def _library_code(snapshot):
     """ids of the code objects of every function and method the loaded modules define
-    (nested functions included): the code a library runs on its own."""
+    (nested functions included): the code a library runs on its own; and the classes they
+    define (those whose attributes the audit hook guards)."""
     import types
 
     found, seen = set(), set()
@@ -392,14 +453,17 @@ def _library_code(snapshot):
             for accessor in (value.fget, value.fset, value.fdel):
                 if accessor is not None:
                     add(accessor, depth)
-        elif isinstance(value, type) and depth < 2:
-            for item in list(value.__dict__.values()):
-                add(item, depth + 1)
+        elif isinstance(value, type):
+            classes.append(value)
+            if depth < 2:
+                for item in list(value.__dict__.values()):
+                    add(item, depth + 1)
 
+    classes = []
     for _, _, items in snapshot:
         for _, value in items:
             add(value, 0)
-    return frozenset(found)
+    return frozenset(found), tuple(classes)
 
 
 def _benign(old, new):
