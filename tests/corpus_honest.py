@@ -1,0 +1,581 @@
+"""The honest corpus: correct answers written the ways students write them.
+
+Each :class:`corpus.Variant` here is one student's correct work, written in another way
+than the course's answer: loops instead of array operations, a Keras layer of their own,
+helper functions in cells of their own, IPython magics and shell escapes, print debugging,
+plots and warnings in the answer cells, type hints, classes, ``functools``, extra cells
+of exploration that fail or rebind the data. Every one of them must get full points on
+every autograded test and must not be flagged for review (tests/test_corpus.py): a grade
+must never depend on how a correct answer is written.
+"""
+
+import textwrap
+
+from corpus import Variant
+
+
+def _src(text):
+    return textwrap.dedent(text).strip("\n") + "\n"
+
+
+VARIANTS = []
+
+
+def _add(**kwargs):
+    kwargs.setdefault("answers", {})  # solution cells not named keep the course's answer
+    VARIANTS.append(Variant(**kwargs))
+
+
+# ============================================================================ 01_sky
+_add(name="o01_loops", assignment="01_sky", note="math and explicit loops instead of array operations",
+     answers={"to_lonlat": _src('''
+         import math
+
+         def to_lonlat(vectors):
+             """Galactic longitude and latitude (degrees) of unit vectors (..., 3)."""
+             flat = np.asarray(vectors, dtype=float).reshape(-1, 3)
+             lon, lat = [], []
+             for vx, vy, vz in flat:
+                 lon.append(math.degrees(math.atan2(vy, vx)))
+                 lat.append(math.degrees(math.asin(max(-1.0, min(1.0, vz)))))
+             shape = np.shape(vectors)[:-1]
+             return np.array(lon).reshape(shape), np.array(lat).reshape(shape)
+     '''), "count_close_pairs": _src('''
+         def count_close_pairs(sky_map, psi_deg):
+             """Number of pairs of cosmic rays closer than psi_deg degrees in one map (P, 3 or 4)."""
+             v = np.asarray(sky_map, dtype=float)[:, :3]
+             limit = np.cos(np.radians(psi_deg))
+             count = 0
+             for i in range(len(v) - 1):
+                 dots = v[i + 1:] @ v[i]
+                 count += int(np.sum(dots > limit))
+             return count
+     ''')})
+_add(name="o01_cell_magic_time", assignment="01_sky", note="%%time on the answer cells, %time on a line",
+     answers={"to_lonlat": _src('''
+         %%time
+         def to_lonlat(vectors):
+             vectors = np.asarray(vectors, dtype=float)
+             lon = np.degrees(np.arctan2(vectors[..., 1], vectors[..., 0]))
+             lat = np.degrees(np.arcsin(np.clip(vectors[..., 2], -1.0, 1.0)))
+             return lon, lat
+     '''), "count_close_pairs": _src('''
+         %%time
+         def count_close_pairs(sky_map, psi_deg):
+             vectors = np.asarray(sky_map)[:, :3].astype(float)
+             cosine = vectors @ vectors.T
+             i, j = np.triu_indices(len(vectors), k=1)
+             return int(np.count_nonzero(cosine[i, j] > np.cos(np.radians(psi_deg))))
+
+         %time print(count_close_pairs(x[0], 5.0))
+     ''')})
+_add(name="o01_shell_and_os", assignment="01_sky", note="!ls, !pwd and os.path checks in the answer cells",
+     answers={"to_lonlat": _src('''
+         import os
+         !ls -la
+         print("working folder:", os.getcwd(), "a trained model here:", os.path.exists("dgcnn.keras"))
+         files = !ls
+         print(files)
+
+         def to_lonlat(vectors):
+             vectors = np.asarray(vectors, dtype=float)
+             lon = np.degrees(np.arctan2(vectors[..., 1], vectors[..., 0]))
+             lat = np.degrees(np.arcsin(np.clip(vectors[..., 2], -1.0, 1.0)))
+             return lon, lat
+     '''), "count_close_pairs": _src('''
+         !pwd
+         if os.path.isdir("../03_training"):
+             print(os.listdir("../03_training"))
+
+         def count_close_pairs(sky_map, psi_deg):
+             vectors = np.asarray(sky_map)[:, :3].astype(float)
+             cosine = vectors @ vectors.T
+             i, j = np.triu_indices(len(vectors), k=1)
+             return int(np.count_nonzero(cosine[i, j] > np.cos(np.radians(psi_deg))))
+     ''')})
+_add(name="o01_helper_cells", assignment="01_sky",
+     note="helpers in cells of their own: one before the answer, one between the answer and its test; "
+          "count_close_pairs uses a helper of the to_lonlat cell",
+     extra_cells=[("before:to_lonlat", _src('''
+         def xyz(vectors):
+             """The three components of (..., 3) vectors."""
+             vectors = np.asarray(vectors, dtype=float)
+             return vectors[..., 0], vectors[..., 1], vectors[..., 2]
+     ''')), ("after:to_lonlat", _src('''
+         def clipped_arcsin_deg(z):
+             return np.degrees(np.arcsin(np.clip(z, -1.0, 1.0)))
+     '''))],
+     answers={"to_lonlat": _src('''
+         def unit(sky_map):
+             v = np.asarray(sky_map, dtype=float)[:, :3]
+             return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+         def to_lonlat(vectors):
+             vx, vy, vz = xyz(vectors)
+             return np.degrees(np.arctan2(vy, vx)), clipped_arcsin_deg(vz)
+     '''), "count_close_pairs": _src('''
+         def count_close_pairs(sky_map, psi_deg):
+             v = unit(sky_map)
+             return int(np.count_nonzero(np.triu(v @ v.T > np.cos(np.radians(psi_deg)), k=1)))
+     ''')})
+_add(name="o01_lambdas_functools", assignment="01_sky", note="lambdas, functools.partial and functools.reduce",
+     answers={"to_lonlat": _src('''
+         import functools
+
+         _deg = functools.partial(np.degrees)
+         to_lonlat = lambda vectors: (_deg(np.arctan2(np.asarray(vectors, float)[..., 1], np.asarray(vectors, float)[..., 0])),
+                                      _deg(np.arcsin(np.clip(np.asarray(vectors, float)[..., 2], -1, 1))))
+     '''), "count_close_pairs": _src('''
+         def count_close_pairs(sky_map, psi_deg):
+             v = np.asarray(sky_map, dtype=float)[:, :3]
+             close = v @ v.T > np.cos(np.radians(psi_deg))
+             rows = (int(np.count_nonzero(close[i, i + 1:])) for i in range(len(v)))
+             return functools.reduce(lambda a, b: a + b, rows, 0)
+     ''')})
+_add(name="o01_class_static_methods", assignment="01_sky", note="a class with static methods and type hints",
+     answers={"to_lonlat": _src('''
+         from __future__ import annotations
+
+
+         class Sky:
+             """Conversions on the sphere."""
+
+             @staticmethod
+             def lonlat(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 v = np.asarray(vectors, dtype=np.float64)
+                 return (np.rad2deg(np.arctan2(v[..., 1], v[..., 0])),
+                         np.rad2deg(np.arctan2(v[..., 2], np.hypot(v[..., 0], v[..., 1]))))
+
+             @classmethod
+             def pairs(cls, sky_map: np.ndarray, psi_deg: float) -> int:
+                 v = np.asarray(sky_map, dtype=np.float64)[:, :3]
+                 angles = np.degrees(np.arccos(np.clip(v @ v.T, -1, 1)))
+                 return int((np.sum(angles < psi_deg) - len(v)) // 2)
+
+
+         def to_lonlat(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+             return Sky.lonlat(vectors)
+     '''), "count_close_pairs": _src('''
+         def count_close_pairs(sky_map: np.ndarray, psi_deg: float) -> int:
+             return Sky.pairs(sky_map, psi_deg)
+     ''')})
+_add(name="o01_print_plot_warn", assignment="01_sky",
+     note="print debugging, a matplotlib figure, %matplotlib inline and a warning in the answer cells",
+     answers={"to_lonlat": _src('''
+         %matplotlib inline
+         import warnings
+
+         def to_lonlat(vectors):
+             vectors = np.asarray(vectors, dtype=float)
+             if not np.allclose(np.linalg.norm(vectors, axis=-1), 1.0, atol=1e-6):
+                 warnings.warn("not unit vectors")
+             lon = np.degrees(np.arctan2(vectors[..., 1], vectors[..., 0]))
+             lat = np.degrees(np.arcsin(np.clip(vectors[..., 2], -1.0, 1.0)))
+             return lon, lat
+
+         print("shape of one map:", x[0].shape)
+         lon, lat = to_lonlat(x[0, :, :3])
+         print("first cosmic ray:", lon[0], lat[0], "range:", lon.min(), lon.max())
+         plt.figure(figsize=(6, 3))
+         plt.scatter(lon, lat, s=2)
+         plt.xlabel("longitude")
+         plt.ylabel("latitude")
+         plt.show()
+         warnings.warn("I am not sure about the sign of the longitude")
+     '''), "count_close_pairs": _src('''
+         def count_close_pairs(sky_map, psi_deg):
+             vectors = np.asarray(sky_map)[:, :3].astype(float)
+             cosine = vectors @ vectors.T
+             i, j = np.triu_indices(len(vectors), k=1)
+             return int(np.count_nonzero(cosine[i, j] > np.cos(np.radians(psi_deg))))
+
+         three = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+         expected = 0
+         print(count_close_pairs(three, 5.0), "pairs, expected", expected)
+         counts = [count_close_pairs(x[m], 10.0) for m in range(5)]
+         fig, ax = plt.subplots()
+         ax.hist(counts)
+         plt.close(fig)
+     ''')})
+_add(name="o01_scipy_einsum", assignment="01_sky", note="scipy.spatial.distance and np.einsum",
+     answers={"to_lonlat": _src('''
+         def to_lonlat(vectors):
+             v = np.asarray(vectors, dtype=float)
+             r_xy = np.sqrt(np.einsum("...i,...i->...", v[..., :2], v[..., :2]))
+             return np.degrees(np.arctan2(v[..., 1], v[..., 0])), np.degrees(np.arctan2(v[..., 2], r_xy))
+     '''), "count_close_pairs": _src('''
+         from scipy.spatial.distance import pdist
+
+         def count_close_pairs(sky_map, psi_deg):
+             cosine = 1.0 - pdist(np.asarray(sky_map, dtype=float)[:, :3], "cosine")
+             return int((cosine > np.cos(np.deg2rad(psi_deg))).sum())
+     ''')})
+_add(name="o01_reimports_and_globals", assignment="01_sky",
+     note="imports again and in another order inside the answer, module-level constants, names the tests use too",
+     answers={"to_lonlat": _src('''
+         from numpy import arcsin, arctan2, clip, degrees
+         import numpy
+         import numpy as np
+         import sys, os
+
+         DEG = 180.0 / numpy.pi
+
+         def to_lonlat(vectors):
+             v = numpy.asarray(vectors, dtype=float)
+             return arctan2(v[..., 1], v[..., 0]) * DEG, degrees(arcsin(clip(v[..., 2], -1.0, 1.0)))
+
+         lon, lat = to_lonlat(x[0, :, :3])  # a quick check with the names the test uses too
+         rng = np.random.default_rng(0)
+         vectors = rng.normal(size=(3, 3))
+     '''), "count_close_pairs": _src('''
+         from numpy import cos, radians
+
+         def count_close_pairs(sky_map, psi_deg):
+             v = np.asarray(sky_map)[:, :3].astype(float)
+             return int(np.count_nonzero(np.triu(v @ v.T > cos(radians(psi_deg)), 1)))
+
+         iso_counts = count_close_pairs(x[0], 10.0)
+         expected = isotropic_expectation(10.0)
+         print(iso_counts, expected)
+     ''')})
+_add(name="o01_reslice_data", assignment="01_sky",
+     note="x, y = x[:100], y[:100] in an answer cell (fewer maps to look at) and x rebound in an exploration cell",
+     extra_cells=[("after:count_close_pairs", "x = x[:3]\ny = y[:3]\nprint(len(x))\n")],
+     answers={"count_close_pairs": _src('''
+         x, y = x[:100], y[:100]
+
+         def count_close_pairs(sky_map, psi_deg):
+             vectors = np.asarray(sky_map)[:, :3].astype(float)
+             cosine = vectors @ vectors.T
+             i, j = np.triu_indices(len(vectors), k=1)
+             return int(np.count_nonzero(cosine[i, j] > np.cos(np.radians(psi_deg))))
+     ''')})
+_add(name="o01_exploration_cells", assignment="01_sky",
+     note="exploration cells that fail, loop forever, patch numpy or shell out: none of them is run or flagged",
+     extra_cells=[("after:to_lonlat", "to_lonlat(np.array([1, 0]))  # fails: not 3-vectors\n"),
+                  ("after:to_lonlat", "while True:  # forgot to stop this one\n    pass\n"),
+                  ("before:count_close_pairs", "np.allclose = lambda *a, **k: True  # trying things out\n"),
+                  ("end", "!pip install healpy\n%timeit count_close_pairs(x[0], 5.0)\n"),
+                  ("end", "import builtins\nbuiltins.len = lambda v: 0\n")])
+_add(name="o01_dataclass_generator", assignment="01_sky", note="a dataclass, a generator and a while loop",
+     answers={"to_lonlat": _src('''
+         import dataclasses
+
+
+         @dataclasses.dataclass(frozen=True)
+         class Direction:
+             x: np.ndarray
+             y: np.ndarray
+             z: np.ndarray
+
+             @property
+             def lon(self):
+                 return np.degrees(np.arctan2(self.y, self.x))
+
+             @property
+             def lat(self):
+                 return np.degrees(np.arcsin(np.clip(self.z, -1, 1)))
+
+
+         def to_lonlat(vectors):
+             d = Direction(*np.moveaxis(np.asarray(vectors, dtype=float), -1, 0))
+             return d.lon, d.lat
+     '''), "count_close_pairs": _src('''
+         def _rows(v):
+             i = 0
+             while i < len(v):
+                 yield v[i + 1:] @ v[i]
+                 i += 1
+
+         def count_close_pairs(sky_map, psi_deg):
+             v = np.asarray(sky_map, dtype=float)[:, :3]
+             return sum(int((row > np.cos(np.radians(psi_deg))).sum()) for row in _rows(v))
+     ''')})
+_add(name="o01_shadowed_builtin_names", assignment="01_sky",
+     note="a student's own variables named like built-ins (sum, max, input) in the answer cells",
+     answers={"count_close_pairs": _src('''
+         input = x[0]
+         max = 10.0
+
+         def count_close_pairs(sky_map, psi_deg):
+             v = np.asarray(sky_map, dtype=float)[:, :3]
+             sum = 0
+             for row in np.triu(v @ v.T > np.cos(np.radians(psi_deg)), k=1):
+                 sum += int(row.sum())
+             return sum
+
+         print(count_close_pairs(input, max))
+     ''')})
+
+# ========================================================================= 02_kernel
+_KERNEL_DOC = '"""Kernel network h(x_i, x_j): a list of two tensors (None, C) -> tensor (None, nodes)."""'
+_add(name="o02_layer_subclass", assignment="02_kernel",
+     note="a keras.layers.Layer subclass of the student's own that makes the edge features, inside the kernel",
+     answers={"kernel_nn": _src('''
+         class EdgeFeatures(keras.layers.Layer):
+             """[x_i, x_j - x_i] for each edge."""
+
+             def call(self, inputs):
+                 x_i, x_j = inputs
+                 return keras.ops.concatenate([x_i, keras.ops.subtract(x_j, x_i)], axis=-1)
+
+             def compute_output_shape(self, input_shape):
+                 return (*input_shape[0][:-1], 2 * input_shape[0][-1])
+
+
+         def kernel_nn(data, nodes=16):
+             x = EdgeFeatures()(data)
+             for _ in range(2):
+                 x = layers.Dense(nodes, activation="relu")(x)
+             return layers.Dense(nodes)(x)
+     ''')})
+_add(name="o02_ops_helpers_hints", assignment="02_kernel",
+     note="keras.ops instead of layers for the edge features, a helper cell with type hints, %time and print",
+     extra_cells=[("before:kernel_nn", _src('''
+         from typing import Sequence
+
+
+         def mlp(x, widths: Sequence[int], activation: str = "gelu"):
+             """Dense layers of the given widths, each followed by LayerNormalization."""
+             for width in widths:
+                 x = layers.Dense(width, activation=activation)(x)
+                 x = layers.LayerNormalization()(x)
+             return x
+     '''))],
+     answers={"kernel_nn": _src('''
+         def kernel_nn(data: list, nodes: int = 16):
+             x_i, x_j = data
+             x = keras.ops.concatenate([x_i, x_j - x_i, x_i * x_j], axis=-1)
+             return mlp(x, [nodes] * 3)
+
+         %time out = kernel_nn([keras.Input((4,)), keras.Input((4,))])
+         print("kernel output:", out.shape)
+     ''')})
+_add(name="o02_functools_dropout", assignment="02_kernel",
+     note="functools.reduce over a list of layers, Dropout, a warning and an !nvidia-smi",
+     answers={"kernel_nn": _src('''
+         import functools
+         import warnings
+
+         !nvidia-smi || echo "no GPU here"
+         warnings.warn("training on a CPU will be slow")
+
+         def kernel_nn(data, nodes=16):
+             x_i, x_j = data
+             stack = [layers.Dense(nodes, activation="relu"), layers.Dropout(0.1),
+                      layers.Dense(nodes, activation="relu"), layers.Dense(nodes)]
+             edge = layers.Concatenate()([x_i, layers.Subtract()([x_j, x_i])])
+             return functools.reduce(lambda x, layer: layer(x), stack, edge)
+     ''')})
+_add(name="o02_check_cells", assignment="02_kernel",
+     note="the answer cell tries its kernel with the names the tests use (x_i, x_j, out, kernel); a plot; "
+          "exploration cells that fail",
+     extra_cells=[("after:kernel_nn", "kernel_nn([points, features])  # fails: not a list of two (None, C)\n"),
+                  ("after:kernel_nn", "features = features[:1]\npoints = None\n")],
+     answers={"kernel_nn": _src('''
+         import matplotlib.pyplot as plt
+
+         def kernel_nn(data, nodes=16):
+             x_i, x_j = data
+             x = layers.Concatenate(axis=-1)([x_i, layers.Subtract()([x_j, x_i])])
+             for width in (nodes, nodes):
+                 x = layers.Dense(width, use_bias=False)(x)
+                 x = layers.BatchNormalization()(x)
+                 x = layers.Activation("relu")(x)
+             return x
+
+         x_i, x_j = keras.Input((4,)), keras.Input((4,))
+         out = kernel_nn([x_i, x_j], nodes=8)
+         kernel = keras.Model([x_i, x_j], out)
+         kernel.summary()
+         rng = np.random.default_rng(0)
+         a, b, c = (rng.normal(size=(32, 4)).astype("float32") for _ in range(3))
+         plt.hist(np.asarray(kernel([a, b])).ravel(), bins=30)
+         plt.show()
+     ''')})
+
+# ======================================================================= 03_training
+_add(name="o03_other_architecture", assignment="03_training",
+     note="another valid DGCNN: two EdgeConvs (sky, then feature space), max pooling, a Dense head with Dropout; "
+          "compile with objects instead of strings; permute with rng.permuted",
+     answers={"build_dgcnn": _src('''
+         def build_dgcnn():
+             points = keras.Input(shape=(500, 3))
+             features = keras.Input(shape=(500, 4))
+             x = EnergyScaling()(features)
+             x = EdgeConv(lambda a: textbook_kernel(a, nodes=16), next_neighbors=10)([points, x])
+             x = layers.Activation("relu")(x)
+             x = EdgeConv(lambda a: textbook_kernel(a, nodes=24), next_neighbors=10)([x, x])
+             x = layers.Activation("relu")(x)
+             x = layers.GlobalMaxPooling1D()(x)
+             x = layers.Dense(16, activation="relu")(x)
+             x = layers.Dropout(0.2)(x)
+             return keras.Model(inputs=[points, features], outputs=layers.Dense(2, activation="softmax")(x))
+
+         print(f"{build_dgcnn().count_params():,} parameters")
+     '''), "compile_for_training": _src('''
+         def compile_for_training(model, steps, learning_rate=3e-3):
+             schedule = keras.optimizers.schedules.CosineDecay(initial_learning_rate=learning_rate, decay_steps=steps,
+                                                               alpha=0.0)
+             model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
+                           loss=keras.losses.CategoricalCrossentropy(),
+                           metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+     '''), "permute_energies": _src('''
+         def permute_energies(x, rng):
+             out = x.copy()
+             out[:, :, 3] = rng.permuted(out[:, :, 3], axis=1)
+             return out
+     ''')})
+_add(name="o03_loops_reslice", assignment="03_training",
+     note="x_train, y_train = x_train[:3000], y_train[:3000] (answer cell and an extra cell), a loop over maps "
+          "with rng.permutation, a Layer subclass for the ReLU, os and print",
+     extra_cells=[("before:build_dgcnn", "x_train, y_train = x_train[:3000], y_train[:3000]\n")],
+     answers={"build_dgcnn": _src('''
+         import os
+
+         class ReLU(keras.layers.Layer):
+             def call(self, x):
+                 return keras.ops.relu(x)
+
+
+         def build_dgcnn():
+             points = layers.Input((500, 3), name="points")
+             features = layers.Input((500, 4), name="features")
+             scaled = EnergyScaling()(features)
+             x = ReLU()(EdgeConv(lambda a: edge_kernel(a, nodes=8), next_neighbors=8)([points, scaled]))
+             x = ReLU()(EdgeConv(lambda a: textbook_kernel(a, nodes=16), next_neighbors=8)([points, x]))
+             x = ReLU()(EdgeConv(lambda a: textbook_kernel(a, nodes=32), next_neighbors=8)([x, x]))
+             x = layers.GlobalAveragePooling1D()(x)
+             return keras.Model([points, features], layers.Dense(2, activation="softmax")(x))
+
+         x_train, y_train = x_train[:3000], y_train[:3000]
+         print(len(x_train), "training maps; a saved model here:", os.path.exists("dgcnn.keras"))
+     '''), "compile_for_training": _src('''
+         def compile_for_training(model, steps, learning_rate=3e-3):
+             lr = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+             model.compile(keras.optimizers.Adam(lr), "categorical_crossentropy", metrics=["accuracy"])
+             print("compiled:", type(model.optimizer).__name__)
+     '''), "permute_energies": _src('''
+         def permute_energies(x, rng):
+             """A copy of maps (n, P, 4) with the energies shuffled within each map."""
+             result = np.empty_like(x)
+             for i, sky_map in enumerate(x):
+                 result[i] = sky_map
+                 result[i, :, 3] = sky_map[rng.permutation(len(sky_map)), 3]
+             return result
+     ''')})
+
+# ========================================================================== 04_graph
+_add(name="o04_loops_add_edge", assignment="04_graph", note="nested loops and add_edge, type hints, print",
+     answers={"knn_graph": _src('''
+         def knn_graph(indices: np.ndarray) -> nx.DiGraph:
+             graph = nx.DiGraph()
+             for i in range(len(indices)):
+                 graph.add_node(i)
+             for i, row in enumerate(indices):
+                 for j in row:
+                     graph.add_edge(i, int(j))
+             return graph
+
+         g = knn_graph(neighbours[0])
+         print(g.number_of_nodes(), "nodes,", g.number_of_edges(), "edges")
+     ''')})
+_add(name="o04_dict_of_lists_plot", assignment="04_graph",
+     note="nx.DiGraph from a dict of lists, a degree histogram plotted in the answer cell, a helper cell after it",
+     extra_cells=[("after:knn_graph", _src('''
+         def as_lists(indices):
+             return {i: [int(j) for j in row] for i, row in enumerate(np.asarray(indices))}
+     '''))],
+     answers={"knn_graph": _src('''
+         def knn_graph(indices):
+             return nx.DiGraph(as_lists(indices))
+
+         graph = knn_graph(neighbours[0])
+         P, k = neighbours[0].shape
+         plt.hist([d for _, d in graph.in_degree()], bins=20)
+         plt.title("in-degrees")
+         plt.show()
+     ''')})
+_add(name="o04_numpy_edges_magics", assignment="04_graph",
+     note="edges from np.repeat and ravel, %%time, !ls of the model's folder",
+     answers={"knn_graph": _src('''
+         %%time
+         !ls ../03_training || true
+
+         def knn_graph(indices):
+             indices = np.asarray(indices)
+             sources = np.repeat(np.arange(len(indices)), indices.shape[1])
+             graph = nx.DiGraph()
+             graph.add_nodes_from(range(len(indices)))
+             graph.add_edges_from(zip(sources.tolist(), indices.ravel().tolist()))
+             return graph
+     ''')})
+
+_add(name="o02_keras_ops_numpy_check", assignment="02_kernel",
+     note="keras.ops for the edge features and the activations, a numpy check of the kernel's output",
+     answers={"kernel_nn": _src("""
+         def kernel_nn(data, nodes=16):
+             x_i, x_j = data
+             x = keras.ops.concatenate([x_i, keras.ops.subtract(x_j, x_i)], axis=-1)
+             x = keras.ops.relu(layers.Dense(2 * nodes)(x))
+             return keras.ops.tanh(layers.Dense(nodes)(x))
+
+         _a, _b = keras.Input((4,)), keras.Input((4,))
+         _kernel = keras.Model([_a, _b], kernel_nn([_a, _b], nodes=8))
+         _out = np.asarray(_kernel([np.ones((3, 4), "float32"), np.zeros((3, 4), "float32")]))
+         assert _out.shape == (3, 8), _out.shape
+     """)})
+_add(name="o04_class_builder", assignment="04_graph",
+     note="a class with __call__ as the answer, networkx.from_edgelist, a list comprehension",
+     answers={"knn_graph": _src("""
+         class GraphBuilder:
+             def __init__(self, directed=True):
+                 self.directed = directed
+
+             def __call__(self, indices):
+                 edges = [(i, int(j)) for i, row in enumerate(indices) for j in row]
+                 graph = nx.from_edgelist(edges, create_using=nx.DiGraph if self.directed else nx.Graph)
+                 graph.add_nodes_from(range(len(indices)))
+                 return graph
+
+
+         knn_graph = GraphBuilder()
+     """)})
+_add(name="o03_schedule_helper_cell", assignment="03_training",
+     note="the schedule made by a helper in a cell of its own, keyword arguments everywhere, a warning; "
+          "permutations from argsort in a list comprehension",
+     extra_cells=[("before:compile_for_training", _src("""
+         import warnings
+
+
+         def cosine_schedule(start, steps):
+             if steps < 10:
+                 warnings.warn("very few steps")
+             return keras.optimizers.schedules.CosineDecay(initial_learning_rate=start, decay_steps=steps)
+     """))],
+     answers={"compile_for_training": _src("""
+         def compile_for_training(model, steps, learning_rate=3e-3):
+             model.compile(optimizer=keras.optimizers.Adam(learning_rate=cosine_schedule(learning_rate, steps)),
+                           loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+     """), "permute_energies": _src("""
+         def permute_energies(x, rng):
+             x = np.asarray(x)
+             orders = [np.argsort(rng.random(x.shape[1])) for _ in range(len(x))]
+             return np.stack([np.concatenate([m[:, :3], m[order, 3:4]], axis=1) for m, order in zip(x, orders)])
+     """)})
+_add(name="o01_numpy_functions_only", assignment="01_sky",
+     note="np.rad2deg, np.hypot and np.einsum; a cell of exploration that rebinds the set-up's names",
+     extra_cells=[("before:to_lonlat", "np = None\nx = None\n")],
+     answers={"to_lonlat": _src("""
+         def to_lonlat(vectors):
+             v = np.asarray(vectors, dtype=float)
+             return np.rad2deg(np.arctan2(v[..., 1], v[..., 0])), np.rad2deg(np.arctan2(v[..., 2], np.hypot(v[..., 0], v[..., 1])))
+     """), "count_close_pairs": _src("""
+         def count_close_pairs(sky_map, psi_deg):
+             v = np.asarray(sky_map, dtype=float)[:, :3]
+             cosine = np.einsum("ik,jk->ij", v, v)
+             return int(np.count_nonzero(cosine[np.triu_indices(len(v), 1)] > np.cos(np.deg2rad(psi_deg))))
+     """)})
+
+NAMES = [v.name for v in VARIANTS]
+assert len(NAMES) == len(set(NAMES)), "variant names must be unique"
