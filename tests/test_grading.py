@@ -339,21 +339,32 @@ def test_low_accuracy_model_gets_little_partial_credit(graded):
 
 
 # ------------------------------------------------------------ forged grades
-@pytest.mark.parametrize("student", ["forge_transformer", "forge_builtins", "forge_import_hook"])
-def test_forging_a_kernel_answer_gains_nothing(graded, student):
+@pytest.mark.parametrize("student, detectable", [
+    ("forge_transformer", False),  # an IPython input transformer: the tests do not go through IPython
+    ("forge_builtins", True),
+    ("forge_import_hook", True),
+])
+def test_forging_a_kernel_answer_gains_nothing(graded, student, detectable):
     found = row(graded, student, "02_kernel")
-    assert found["score"] == 0 and found["review"], found
-    assert set(found["needs_manual_grade"]) >= {"test_kernel_shape", "test_kernel_in_edgeconv"}
+    assert found["score"] == 0, found
+    if detectable:  # the change is named and the points wait for a person
+        assert found["review"] and set(found["withheld"]) >= {"test_kernel_shape", "test_kernel_in_edgeconv"}, found
+        assert set(found["needs_manual_grade"]) >= set(found["withheld"]) and not found["failed_tests"], found
 
 
-@pytest.mark.parametrize("student", ["forge_count_params", "forge_scorer", "forge_formatter"])
-def test_forging_the_model_test_gains_nothing(graded, student):
+@pytest.mark.parametrize("student, detectable", [
+    ("forge_count_params", True),   # keras.Model.count_params replaced
+    ("forge_scorer", True),         # crsky.grading.scoring.score_saved_model replaced
+    ("forge_formatter", False),     # a display formatter: the grader never reads the display
+])
+def test_forging_the_model_test_gains_nothing(graded, student, detectable):
     found = row(graded, student, "03_training")
     low = row(graded, "low_accuracy", "03_training")
-    # The exercises' tests are withheld for review, and the accuracy is measured outside the
-    # kernel: the untrained model's, whatever the notebook printed.
-    assert found["review"] and found["accuracy"] == pytest.approx(low["accuracy"], abs=1e-6)
-    assert found["score"] == pytest.approx(low["score"] - 6, abs=0.01)
+    # The accuracy is measured outside the notebook: the untrained model's, whatever it printed.
+    assert found["accuracy"] == pytest.approx(low["accuracy"], abs=1e-6)
+    assert found["score"] <= low["score"] + 0.01, (found, low)
+    if detectable:
+        assert found["review"] and found["withheld"], found
 
 
 def test_the_hidden_seed_is_nowhere_the_students_or_the_results_reach(graded):
@@ -380,7 +391,7 @@ def test_vandal_changes_nothing_of_anyone_else(graded):
 
 def test_killing_processes_costs_the_killer_only(graded):
     found = row(graded, "killer", "02_kernel")
-    assert found["score"] == 0 and (found["errors"] or found["review"])
+    assert found["score"] == 0 and any("did not all run" in e for e in found["errors"]), found
     assert row(graded, "fork_bomb", "02_kernel")["score"] <= 6  # capped, graded, and the batch went on
     assert len(graded["rows"]) == len({r["student"] for r in graded["rows"]}) * len(ASSIGNMENTS)
 

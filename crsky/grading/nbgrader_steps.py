@@ -217,7 +217,7 @@ def apply_results(nb, plan, records, problem, timeout, scored=()):
             "looked. What it found:\n\n" + "\n".join(f"- {text}" for text in findings))
         note.metadata[REVIEW_KEY] = {"note": True}
         nb.cells.insert(0, note)
-    nb.metadata[REVIEW_KEY] = {"review": findings, "withheld": withheld}
+    nb.metadata[REVIEW_KEY] = {"review": findings, "withheld": withheld, "problem": problem}
     return findings
 
 

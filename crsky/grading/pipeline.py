@@ -387,6 +387,8 @@ def _grade_in(folder, task, context, record):
         verdict = autograded.metadata.get(nbgrader_steps.REVIEW_KEY) or {}
         record["review"] += list(verdict.get("review") or [])
         record["withheld"] = list(verdict.get("withheld") or [])
+        if verdict.get("problem"):  # the protected run stopped early: its tests did not run
+            record["errors"].append(f"the notebook's tests did not all run: {verdict['problem']}")
         for measured in (verdict.get("scored") or {}).values():
             if measured.get("accuracy") is not None:
                 record["accuracy"] = round(float(measured["accuracy"]), 4)
