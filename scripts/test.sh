@@ -10,17 +10,19 @@ source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/system_packages.sh"
 cd "$ROOT"
 start=$SECONDS
-echo "==> tests on the TensorFlow backend"
-KERAS_BACKEND=tensorflow python -m pytest "$@"
+# Tests marked slow (larger-scale repeats of what faster tests check) run with CRSKY_TEST_SLOW=1.
+if [ "${CRSKY_TEST_SLOW:-0}" = 1 ]; then all="" keras="keras"; else all="not slow" keras="keras and not slow"; fi
+echo "==> tests on the TensorFlow backend${all:+ ($all)}"
+KERAS_BACKEND=tensorflow python -m pytest ${all:+-m "$all"} "$@"
 echo "==> Keras tests on the JAX backend"
-KERAS_BACKEND=jax python -m pytest -m keras "$@"
+KERAS_BACKEND=jax python -m pytest -m "$keras" "$@"
 if [ "${CRSKY_TEST_TORCH:-1}" = 1 ] && ! python -c "import torch" 2>/dev/null; then
     echo "==> installing PyTorch for the third backend"
     python -m pip install --quiet -c constraints.txt torch
 fi
 if [ "${CRSKY_TEST_TORCH:-1}" = 1 ]; then
     echo "==> Keras tests on the PyTorch backend"
-    KERAS_BACKEND=torch python -m pytest -m keras "$@"
+    KERAS_BACKEND=torch python -m pytest -m "$keras" "$@"
 else
     echo "==> Keras tests on the PyTorch backend: skipped (CRSKY_TEST_TORCH=0)"
 fi
