@@ -556,6 +556,9 @@ def grade(submissions, results, workdir=None, seed=None, cell_timeout_s=limits.C
     changed = collecting.compare_checksums(before, collecting.checksum_tree(submissions))
     if not quiet:
         print_summary(rows, time.perf_counter() - start, len(tasks), differences, changed)
+        if any(r["needs_manual_grade"] for r in rows):
+            print(f"after grading by hand in the formgrader (course folder {workdir / 'course'}, gradebook "
+                  f"{gradebook_url}): python -m crsky.grading.export --workdir {workdir} --results {results}")
     if changed:
         raise GradingError("original submissions changed during grading: " + "; ".join(changed[:10]))
     return rows
