@@ -139,3 +139,29 @@ def test_member_plots_draw_distinct_styles(sky):
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(label.startswith("from a source, selected") for label in labels)
     plt.close("all")
+
+
+def test_member_points_run_from_chance_to_the_baseline_plus_margin():
+    assert members.member_points(0.05, 0.7, chance=0.05, points=4, margin=0.02) == 0
+    assert members.member_points(0.72, 0.7, chance=0.05, points=4, margin=0.02) == pytest.approx(4)
+    assert members.member_points(0.385, 0.7, chance=0.05, points=4, margin=0.02) == pytest.approx(2)
+    assert members.member_points(0.9, 0.7, chance=0.05, points=4, margin=0.02) == pytest.approx(4)
+
+
+def test_score_member_model_reads_the_purity_at_the_baselines_efficiency():
+    rng = np.random.default_rng(2)
+    maps = rng.normal(size=(30, 50, 4)).astype(np.float32)
+    truth = (rng.random((30, 50)) < 0.1).astype(np.float32)
+
+    class Oracle:  # a stand-in for a loaded model that scores the truth itself
+        def predict_on_batch(self, inputs):
+            assert len(inputs[0]) == len(truth)  # the 30 maps come in one batch
+            return truth * 0.9 + 0.05
+
+    baseline = truth + rng.normal(0, 0.8, truth.shape)
+    score, result = members.score_member_model(Oracle(), maps, truth, baseline, points=4, margin=0.0)
+    assert result["purity"] == pytest.approx(1.0) and result["baseline_purity"] < 1.0
+    assert score == pytest.approx(4)
+    score, result = members.score_member_model(Oracle(), maps, truth, truth, points=4, margin=0.05)
+    assert result["purity"] == result["baseline_purity"] == pytest.approx(1.0)
+    assert score == pytest.approx(4)  # full points are capped at purity 0.99
