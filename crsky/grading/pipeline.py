@@ -558,7 +558,8 @@ def grade(submissions, results, workdir=None, seed=None, cell_timeout_s=limits.C
         print_summary(rows, time.perf_counter() - start, len(tasks), differences, changed)
         if any(r["needs_manual_grade"] for r in rows):
             print(f"after grading by hand in the formgrader (course folder {workdir / 'course'}, gradebook "
-                  f"{gradebook_url}): python -m crsky.grading.export --workdir {workdir} --results {results}")
+                  f"{gradebook_url}): python -m crsky.grading.export --workdir {workdir} --results {results}"
+                  + ("" if gradebook_url == default_gradebook(workdir) else f" --gradebook {gradebook_url}"))
     if changed:
         raise GradingError("original submissions changed during grading: " + "; ".join(changed[:10]))
     return rows
