@@ -113,6 +113,7 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
     import marshal
 
     dumps = marshal.dumps
+    builtin_names = frozenset(name for name, _ in _builtins_items)
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
@@ -142,13 +143,17 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
                 for name in answers:
                     if name in user:
                         namespace[name] = user[name]
-                namespace["__builtins__"] = _dict(_builtins_items)
+                test_builtins = namespace["__builtins__"] = _dict(_builtins_items)
                 before = _tuple(namespace.items())
                 _exec(compiled[0], namespace)
                 last = _eval(compiled[1], namespace) if compiled[1] is not None else None
                 if _type(last) in (_int, _float):
                     value = _float(last)
                 rebound = _tuple(name for name, item in before if namespace.get(name, before) is not item)
+                # The test's built-ins (reachable as f_builtins of its frame) are its own too.
+                rebound += _tuple(f"builtins.{name}" for name, item in _builtins_items
+                                  if test_builtins.get(name, before) is not item)
+                rebound += _tuple(f"builtins.{name}" for name in test_builtins if name not in builtin_names)
             else:
                 result = shell.run_cell(source, store_history=True)
                 error = result.error_before_exec or result.error_in_exec
@@ -165,6 +170,17 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
                              "", "", ()))
         _set_idle()
         _write(results, b"%08d" % _len(message) + message)
+
+
+def _is_memory_file(path, _fsdecode=os.fsdecode, _split=os.path.split, _normpath=os.path.normpath):
+    """True for /proc/<pid|self|thread-self>/[task/<tid>/]mem, or a relative path named mem
+    (opened from a folder of /proc through dir_fd): the process's own memory, writable."""
+    try:
+        text = _fsdecode(path)
+    except TypeError:
+        return False  # a file descriptor
+    folder, name = _split(_normpath(text))
+    return name == "mem" and (not text.startswith("/") or text.startswith("/proc/"))
 
 
 def _prepare_shell(shell):
@@ -249,12 +265,15 @@ def main():
     def audit(event, args, _guard=guard, _ident=threading.get_ident, _worker=worker_ident, _blocked=BLOCKED_EVENTS,
               _internals=FUNCTION_INTERNALS, _recorded=recorded, _refused=refused, _type=type, _getattr=getattr,
               _isinstance=isinstance, _error=RuntimeError, _missing=missing, _frame=sys._getframe, _id=id,
-              _trusted=trusted_code, _classes=trusted_classes):
+              _trusted=trusted_code, _classes=trusted_classes, _is_memory_file=_is_memory_file):
         if not _guard[0] or not _worker or _ident() != _worker[0]:
             return
         if event in _blocked or event.startswith("ctypes."):
             _refused.append(event)
             raise _error(f"the grader does not allow {event} in graded code")
+        if event == "open" and _is_memory_file(args[0]):
+            _refused.append("open of a process's memory (/proc/.../mem)")
+            raise _error("the grader does not allow opening a process's memory in graded code")
         if event == "object.__setattr__" or event == "object.__delattr__":
             target, name = args[0], args[1]
             if not (_isinstance(target, _type) or name in _internals):
@@ -320,12 +339,12 @@ def main():
             return None, problems + ["a result for another step arrived (a forged result)"]
         return result[1:], problems
 
-    snapshot = handlers = meta_path = None
+    snapshot = handlers = meta_path = entries = None
     for index, step in enumerate(steps):
         kind = step["kind"]
         if index == n_setup:
             _import_tests_modules(steps[n_setup:])
-            snapshot, base, handlers, meta_path = _take_snapshot(state[0])
+            snapshot, base, handlers, meta_path, entries = _take_snapshot(state[0])
             trusted_code[0], classes = _library_code(snapshot)
             trusted_classes[0] = frozenset(id(c) for c in classes)
             held_classes = classes  # noqa: F841 (kept alive: their ids stay theirs)
@@ -347,15 +366,15 @@ def main():
             for name, value in items:
                 if namespace.get(name, missing) is not value:
                     namespace[name] = value
-                    if namespace is builtins_dict:
-                        findings.append(f"replaced builtins.{name}")
+                    findings.append(f"replaced builtins.{name}" if namespace is builtins_dict else
+                                    f"changed the grader's own {name}")
         findings += problems
         if refused:
             findings += [f"refused: {event}" for event in dict.fromkeys(refused)]
             refused.clear()
         tampered_during_test = False
         if snapshot is not None:
-            changes = _restore(snapshot, handlers, meta_path, recorded, missing)
+            changes = _restore(snapshot, handlers, meta_path, recorded, missing, entries)
             findings += changes
             tampered_during_test = kind == "test" and bool(changes or problems)
         if result is None:
@@ -417,7 +436,8 @@ def _take_snapshot(shell):
             pass
     user = shell.user_ns
     modules = tuple(m for m in _snapshot_modules() if m[1] is not user)  # the notebook's namespace is the student's
-    return modules, base, tuple(handlers), tuple(sys.meta_path)
+    entries = tuple((name, module) for name, module in sys.modules.items() if name != "__main__")
+    return modules, base, tuple(handlers), tuple(sys.meta_path), entries
 
 
 BENIGN_PREFIXES = ("__warningregistry__", "__loader__", "__spec__", "_abc_")
@@ -474,7 +494,7 @@ def _benign(old, new):
         type(old).__name__ in ("LazyLoader", "LazyModule", "_LazyModule")
 
 
-def _restore(snapshot, handlers, meta_path, recorded, missing):
+def _restore(snapshot, handlers, meta_path, recorded, missing, entries=()):
     """Name every difference from the trusted state and put the originals back."""
     import signal
 
@@ -507,6 +527,17 @@ def _restore(snapshot, handlers, meta_path, recorded, missing):
                 object.__setattr__(target, name, old)
         except (AttributeError, TypeError):
             pass
+    # The modules an import finds: an entry of sys.modules replaced or dropped hands the next
+    # ``import`` (a test's) another module than the one the snapshot guards.
+    modules = sys.modules
+    for name, module in entries:
+        now = modules.get(name, missing)
+        if now is module:
+            continue
+        if now is not missing and type(module).__name__ in ("LazyLoader", "LazyModule", "_LazyModule"):
+            continue  # a lazy module that loaded itself
+        findings.append(f"{'dropped' if now is missing else 'replaced'} sys.modules[{name!r}]")
+        modules[name] = module
     if tuple(sys.meta_path) != meta_path:
         findings.append("changed sys.meta_path (import hooks)")
         sys.meta_path[:] = list(meta_path)
