@@ -156,16 +156,19 @@ def test_every_notebook_prints_a_check_and_a_hand_in_command(hub):
 @pytest.mark.slow  # the hub fixture: every notebook answered, run and checked (minutes)
 def test_printed_commands_work_from_the_folder_a_hub_terminal_opens_in(hub):
     """JupyterLab's terminal opens in the server's root: on a hub, the home that holds
-    ``<assignment>/<assignment>.ipynb``. The student trained at the CPU size."""
+    ``<assignment>/<assignment>.ipynb``. The student trained at the CPU size. Every hand-in
+    runs as printed; the self-check for notebook 1 and for the training notebook (its model's
+    row): the other notebooks' last cells ran the same check on the same files in the fixture."""
     home, env, executed = hub
     shutil.copy(MODEL, home / "03_training" / "dgcnn.keras")
     for assignment, nb in executed.items():
         check, hand_in = printed_commands(nb)
-        run = subprocess.run(check, shell=True, cwd=home, env=env, capture_output=True, text=True, timeout=900)
-        assert run.returncode == 0 and not run.stderr, f"{check}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-        assert "all pass" in run.stdout and f"checking {assignment}/{assignment}.ipynb" in run.stdout
-        if assignment == "03_training":
-            assert "test_saved_model_accuracy  passed   4.0/4    test accuracy on 1000 held-out maps" in run.stdout
+        if assignment in ("01_sky", "03_training"):
+            run = subprocess.run(check, shell=True, cwd=home, env=env, capture_output=True, text=True, timeout=900)
+            assert run.returncode == 0 and not run.stderr, f"{check}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+            assert "all pass" in run.stdout and f"checking {assignment}/{assignment}.ipynb" in run.stdout
+            if assignment == "03_training":
+                assert "test_saved_model_accuracy  passed   4.0/4    test accuracy on 1000 held-out maps" in run.stdout
         run = subprocess.run(hand_in, shell=True, cwd=home, env=env, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0 and not run.stderr, f"{hand_in}:\n{run.stdout}\n{run.stderr}"
         with zipfile.ZipFile(home / assignment / f"{assignment}.zip") as archive:
