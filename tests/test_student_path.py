@@ -217,8 +217,7 @@ def two_edgeconv_model(last):
     return keras.Model([points, features], output)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("last", ["pair", "one tensor"])
+@pytest.mark.parametrize("last", [pytest.param("pair", marks=pytest.mark.slow), "one tensor"])
 def test_notebook_4_draws_the_graphs_of_a_model_with_two_edgeconvs(tmp_path, last):
     """Notebook 3 accepts any DGCNN with two or more EdgeConvs: notebook 4 draws the first
     (fixed) and the last (dynamic) graph of the saved one, the cells up to the drawing run."""
