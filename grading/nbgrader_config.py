@@ -6,11 +6,11 @@ student notebooks (the release); a class's submissions and the gradebook live in
 import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
-                                    SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, IgnorePattern,
+                                    LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 
 from crsky import limits
-from crsky.grading.nbgrader_steps import FlagForReview, ProtectedExecute, ScoreSavedModel
+from crsky.grading.nbgrader_steps import FlagForReview, ForgetUnknownCells, ProtectedExecute, ScoreSavedModel
 from crsky.grading.seed import DEFAULT_SEED_FILE
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
@@ -47,6 +47,9 @@ c.ExecutePreprocessor.kernel_name = "python3"
 # alike: nbgrader's own steps, with its Execute replaced by the protected test run in the
 # sandbox (crsky/grading/nbgrader_steps.py), the saved model scored outside the student's code,
 # and notebooks whose code changed what the tests rely on held for a person's review.
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, DeduplicateIds, OverwriteKernelspec, ForgetUnknownCells, OverwriteCells, CheckCellMetadata,
+]
 c.Autograde.autograde_preprocessors = [
     ProtectedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, ScoreSavedModel, SaveAutoGrades,
     FlagForReview, AssignLatePenalties, CheckCellMetadata,

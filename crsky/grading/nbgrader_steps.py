@@ -416,3 +416,27 @@ def protected_grades(source_nb, submitted_nb, folder=".", sandboxed=True, timeou
                                             if answers.nbgrader_meta(c).get("grade_id") == grade_id)))
     return {"scores": scores, "review": findings, "withheld": list(nb.metadata[REVIEW_KEY]["withheld"]),
             "problem": problem, "notebook": nb}
+
+
+class ForgetUnknownCells(NbGraderPreprocessor):
+    """Before nbgrader's ``OverwriteCells``: a cell whose ``grade_id`` the gradebook does not
+    know (an editable cell that carries nbgrader metadata, a cell pasted from another
+    notebook) loses its nbgrader metadata and becomes an ordinary cell. nbgrader 0.9.6 would
+    delete only its ``grade_id`` and then, with ``add_missing_cells``, fail on the cell
+    (``KeyError: 'grade_id'``): that student's notebook would not be graded at all."""
+
+    def preprocess(self, nb, resources):
+        from nbgrader.api import Gradebook, MissingEntry
+
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as book:
+            try:
+                known = {cell.name for cell in book.find_notebook(info["notebook"], info["assignment"]).source_cells}
+            except MissingEntry:
+                return nb, resources
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader")
+            if isinstance(meta, dict) and meta.get("grade_id") not in known:
+                self.log.info("cell %r is not one of the assignment's: graded as an ordinary cell", meta.get("grade_id"))
+                del cell.metadata["nbgrader"]
+        return nb, resources
