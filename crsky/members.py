@@ -168,36 +168,10 @@ def fit_members_unless_grading(model, train, val, size, save_as=MODEL_FILE):
     the history is None. On a CPU the sky graph of every map is computed once before
     training (:func:`crsky.training.fixed_graph_trainer`): the same model, less work per step.
     """
-    from pathlib import Path
+    from crsky.training import fit_unless_grading
 
-    from crsky import course
-    from crsky.grading.scoring import load_submitted_model
-    from crsky.models import model_inputs
-    from crsky.training import fast_options, fixed_graph_trainer
-
-    if course.grading_run():
-        saved = Path(save_as)
-        if saved.is_file():
-            print(f"Autograding or validating: nothing is trained here; using your saved model {saved}.")
-            return load_submitted_model(saved), None
-        print(f"Autograding or validating: nothing is trained here, and no {saved} was found.")
-        return model, None
-    (x_train, t_train), (x_val, t_val) = train, val
-    train_inputs, val_inputs = model_inputs(x_train), model_inputs(x_val) if len(x_val) else None
-    trainer, add_graphs = model, None
-    if fast_options().get("fixed_graph"):
-        trainer, add_graphs = fixed_graph_trainer(model)
-    if add_graphs is not None:
-        start = time.perf_counter()
-        train_inputs = add_graphs(train_inputs)
-        val_inputs = add_graphs(val_inputs) if val_inputs is not None else None
-        print(f"the sky graph of every map computed once, before training ({time.perf_counter() - start:.0f} s)")
-    validation = (val_inputs, np.asarray(t_val, np.float32)) if val_inputs is not None else None
-    history = trainer.fit(train_inputs, np.asarray(t_train, np.float32), validation_data=validation,
-                          batch_size=size.batch_size, epochs=size.epochs)
-    model.save(save_as)
-    print(f"saved the trained model to {save_as}: submit it with this notebook")
-    return model, history
+    return fit_unless_grading(model, train, val, size, save_as=save_as,
+                              encode=lambda targets: np.asarray(targets, np.float32))
 
 
 # The held-out score of a saved member model: full points from the classical baseline's

@@ -353,11 +353,12 @@ def fixed_graph_trainer(model):
     return trainer, add_graphs
 
 
-def fit_unless_grading(model, train, val, size, save_as="dgcnn.keras"):
+def fit_unless_grading(model, train, val, size, save_as="dgcnn.keras", encode=None):
     """Notebook 3's training step: fit the compiled ``model`` on ``train = (x, y)`` maps
     ``(n, 500, 4)`` with integer labels, validating on ``val``, for ``size.epochs`` epochs
     in batches of ``size.batch_size`` (a :class:`crsky.experiment.Size`), then save it to
-    ``save_as``. Returns ``(model, history)``.
+    ``save_as``. Returns ``(model, history)``. ``encode(y)`` turns the targets into what
+    the model's loss takes (default: one-hot of the two classes).
 
     While nbgrader runs the notebook (autograde or Validate) nothing is trained: the model
     saved at ``save_as`` is loaded instead when it is there (else the untrained ``model``
@@ -391,8 +392,9 @@ def fit_unless_grading(model, train, val, size, save_as="dgcnn.keras"):
         val_inputs = add_graphs(val_inputs) if val_inputs is not None else None
         print(f"the sky graph of every map computed once, before training ({time.perf_counter() - start:.0f} s): "
               f"the same model, trained faster on a CPU")
-    validation = (val_inputs, keras.utils.to_categorical(y_val, 2)) if val_inputs is not None else None
-    history = trainer.fit(train_inputs, keras.utils.to_categorical(y_train, 2), validation_data=validation,
+    encode = encode or (lambda y: keras.utils.to_categorical(y, 2))
+    validation = (val_inputs, encode(y_val)) if val_inputs is not None else None
+    history = trainer.fit(train_inputs, encode(y_train), validation_data=validation,
                           batch_size=size.batch_size, epochs=size.epochs)
     model.save(save_as)
     print(f"saved the trained model to {save_as}: submit it with this notebook")
