@@ -172,6 +172,7 @@ def apply_results(nb, plan, records, problem, timeout, scored=()):
         if record is None:
             if step["kind"] == "test" and cell is not None:
                 cell.outputs = [_error("NotRun", f"this test did not run: {problem or 'an earlier cell failed'}")]
+                ran.add(id(cell))  # its verdict: a test that did not run earns nothing
             continue
         if step["kind"] == "setup":  # the instructor's code: what it changes is the tests' baseline, not tampering
             if record["status"] != "ok" and first_failure is None:
