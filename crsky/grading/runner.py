@@ -9,9 +9,11 @@ other than by the answer itself:
 
 * **Student code never runs on the grader's stack.** Every cell runs in one worker thread
   (Keras keeps its state per thread); the main thread only waits, compares and reports.
-  Python lets signal handlers be set from the main thread only, and an audit hook refuses
-  new threads while student code runs, so no student code can ever run on the main
-  thread: the main thread's frames, its snapshot and its channel are out of reach.
+  Python lets signal handlers be set from the main thread only, so no student code can
+  ever run on the main thread: the main thread's frames, its snapshot and its channel are
+  out of reach. Python 3.11 raises no audit event for a new thread: once student code has
+  run, every thread but the main one is under the audit hook, and a thread of the
+  student's that still runs after its step is a finding.
 * **Trusted references.** After the set-up cells and before any student code, the main
   thread takes a snapshot (immutable tuples) of the attributes of every loaded module
   (``builtins`` and ``sys`` included), of ``sys.meta_path``, the signal handlers and the
@@ -256,6 +258,7 @@ def main():
     state, student_box, worker_ident = [], [None], []
     idle = threading.Event()
     guard = [False]
+    student_started = [False]   # once True, every thread but the grader's is guarded
     recorded, refused = [], []
     missing = object()
 
@@ -265,9 +268,16 @@ def main():
     def audit(event, args, _guard=guard, _ident=threading.get_ident, _worker=worker_ident, _blocked=BLOCKED_EVENTS,
               _internals=FUNCTION_INTERNALS, _recorded=recorded, _refused=refused, _type=type, _getattr=getattr,
               _isinstance=isinstance, _error=RuntimeError, _missing=missing, _frame=sys._getframe, _id=id,
-              _trusted=trusted_code, _classes=trusted_classes, _is_memory_file=_is_memory_file):
-        if not _guard[0] or not _worker or _ident() != _worker[0]:
-            return
+              _trusted=trusted_code, _classes=trusted_classes, _is_memory_file=_is_memory_file,
+              _main=threading.main_thread().ident, _started=student_started):
+        me = _ident()
+        if me == _main or not _worker:
+            return  # the grader's own thread, or the set-up before the cells' thread exists
+        if me == _worker[0] and not _guard[0]:
+            return  # the set-up cells, and the grader's work between steps
+        if me != _worker[0] and not _started[0]:
+            return  # a library's thread, before any student code ran
+        # From here: student code, or any thread once student code has run (threads it started).
         if event in _blocked or event.startswith("ctypes."):
             _refused.append(event)
             raise _error(f"the grader does not allow {event} in graded code")
@@ -345,6 +355,7 @@ def main():
         if index == n_setup:
             _import_tests_modules(steps[n_setup:])
             snapshot, base, handlers, meta_path, entries = _take_snapshot(state[0])
+            known_threads = set(sys._current_frames())
             trusted_code[0], classes = _library_code(snapshot)
             trusted_classes[0] = frozenset(id(c) for c in classes)
             held_classes = classes  # noqa: F841 (kept alive: their ids stay theirs)
@@ -357,6 +368,7 @@ def main():
             student_box[0] = tuple(student)
         idle.clear()
         guard[0] = kind != "setup"
+        student_started[0] = student_started[0] or guard[0]
         os.write(command_write, b"%08d" % index)
         result, problems = wait_result(index, timeout)
         guard[0] = False
@@ -375,6 +387,9 @@ def main():
         tampered_during_test = False
         if snapshot is not None:
             changes = _restore(snapshot, handlers, meta_path, recorded, missing, entries)
+            running = set(sys._current_frames()) - known_threads
+            if running:  # it may act at any time, also while a later test runs: what it did cannot be told
+                changes.append(f"started {len(running)} thread(s) of its own that still run")
             findings += changes
             tampered_during_test = kind == "test" and bool(changes or problems)
         if result is None:
