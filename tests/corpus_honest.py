@@ -577,5 +577,36 @@ _add(name="o01_numpy_functions_only", assignment="01_sky",
              return int(np.count_nonzero(cosine[np.triu_indices(len(v), 1)] > np.cos(np.deg2rad(psi_deg))))
      """)})
 
+_add(name="o01_old_scan_false_alarms", assignment="01_sky",
+     note="what the old static scan flagged in honest work: from os import, sys, type(), globals(), getattr by "
+          "name, setattr on the student's own object, a star import, the course package in a check",
+     extra_cells=[("after:to_lonlat", "from crsky.sky import vectors_to_lonlat\nvectors_to_lonlat(x[0, :, :3])\n")],
+     answers={"to_lonlat": _src("""
+         from os import environ
+         import sys
+         from numpy import *
+         from crsky.sky import vectors_to_lonlat
+
+         print(sys.version_info[:2], environ.get("HOME") is not None, type(x))
+
+
+         class Settings:
+             pass
+
+
+         settings = Settings()
+         setattr(settings, "clip", True)
+
+
+         def to_lonlat(vectors):
+             v = asarray(vectors, dtype=float)
+             z = clip(v[..., 2], -1.0, 1.0) if getattr(settings, "clip") else v[..., 2]
+             return degrees(arctan2(v[..., 1], v[..., 0])), degrees(arcsin(z))
+
+         if "to_lonlat" in globals() and __name__ == "__main__":
+             check = vectors_to_lonlat(x[0, :3, :3])
+             print(np.allclose(np.radians(to_lonlat(x[0, :3, :3])[1]), check[1]))
+     """)})
+
 NAMES = [v.name for v in VARIANTS]
 assert len(NAMES) == len(set(NAMES)), "variant names must be unique"

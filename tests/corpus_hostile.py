@@ -197,8 +197,9 @@ _add(name="h02_sysmodules_main_tuple", assignment="02_kernel",
      answers={"kernel_nn": KERNEL_WRONG_WIDTH + LYING_TUPLE + _src('''
          sys.modules["__main__"].tuple = _lying_tuple
      ''')},
-     at_most=WIDTH, flagged=True,
-     note="sys.modules['__main__'].tuple = a liar: the tests' tuple(out.shape) reports width nodes for nodes + 1")
+     at_most=WIDTH, flagged=False,
+     note="sys.modules['__main__'].tuple = a liar: the tests' tuple(out.shape) reports width nodes for nodes + 1 "
+          "(__main__ is the notebook's own namespace: the tests never see its tuple, nothing to flag)")
 _add(name="h02_sysmodules_builtins_tuple", assignment="02_kernel",
      answers={"kernel_nn": KERNEL_WRONG_WIDTH + LYING_TUPLE + _src('''
          sys.modules["builtins"].tuple = _lying_tuple
@@ -755,7 +756,7 @@ _add(name="h02_signal_handler", assignment="02_kernel",
          except ValueError:  # not the main thread
              pass
      ''')},
-     at_most={"test_kernel_inputs": 0}, flagged=True,
+     at_most={"test_kernel_inputs": 0}, flagged=None,
      note="signal.setitimer + a SIGALRM handler: the handler gets the interrupted frame and patches numpy while "
           "test_kernel_inputs runs")
 _add(name="h02_alarm_without_handler", assignment="02_kernel",
@@ -886,6 +887,15 @@ _add(name="h02_os_exit", assignment="02_kernel",
      ''')},
      at_most=ALL_02, flagged=None,
      note="os._exit(0) when the first test calls the answer: the tests after it must count as failed, not missing")
+_add(name="h01_os_exit_in_test", assignment="01_sky",
+     answers={"to_lonlat": LON_0_360, "count_close_pairs": _src('''
+         import os
+
+         def count_close_pairs(sky_map, psi_deg):
+             os._exit(0)  # the grader's process ends in the middle of a test, with a clean exit status
+     ''')},
+     at_most={"test_to_lonlat": 0, "test_count_close_pairs": 0}, flagged=None,
+     note="a wrong answer and os._exit(0) in the next answer: the tests that did not run must earn nothing")
 _add(name="h02_infinite_loop", assignment="02_kernel",
      answers={"kernel_nn": _src('''
          def kernel_nn(data, nodes=16):
@@ -977,9 +987,10 @@ _add(name="h02_frame_grader_globals", assignment="02_kernel",
 
          _neuter_grader(sys._getframe())
      ''')},
-     at_most=WIDTH, flagged=True,
+     at_most=WIDTH, flagged=None,
      note="walks its own frames out to the harness that runs the cells and replaces the harness's module-level "
-          "functions (restore, compile the tests) in its f_globals (gains nothing in a plain kernel)")
+          "functions (restore, compile the tests) in its f_globals (gains nothing in a plain kernel; the runner "
+          "runs as __main__, so the walk may find nothing to change: either verdict)")
 _add(name="h02_gc_finds_shell", assignment="02_kernel",
      answers={"kernel_nn": KERNEL_WRONG_WIDTH + _src('''
          import gc

@@ -40,6 +40,7 @@ CHEAP = {
     "h01_sysmodules_numpy_all", "h01_rebind_x", "h01_mutate_x_in_place", "h01_import_hook_builtins",
     "h01_sysmodules_fake_module", "h01_meta_path_finder", "h01_int_equal_to_everything",
     "h01_ndarray_comparisons_pass", "h01_glob_notebooks_and_seeds",
+    "h01_os_exit_in_test", "h01_huge_output",
 }
 
 
@@ -48,9 +49,15 @@ CHEAP = {
 # own work. That is the exercises' design to change, not the grader's.
 PACKAGE_ANSWERS = {"h01_import_package_answers", "h02_import_package_kernel"}
 # Answers whose objects lie about themselves (an int whose == is always True, an ndarray whose
-# comparisons are): the instructor's tests compare what the answer returns with its own methods.
-# Their remedy is in the tests (int(...), np.asarray(...) before comparing), not in the grader.
-TRUSTING_TESTS = {"h01_int_equal_to_everything", "h01_ndarray_comparisons_pass"}
+# comparisons are, a tensor or graph whose shape, count_params or out_degree lie): the
+# instructor's tests ask the answer's own objects. Their remedy is in the tests (int(...),
+# np.asarray(...), counting the weights, the edges themselves), not in the grader.
+TRUSTING_TESTS = {"h01_int_equal_to_everything", "h01_ndarray_comparisons_pass", "h03_type_renamed_model",
+                  "h03_instance_count_params", "h02_lying_tensor_class", "h02_shape_object", "h04_lying_graph"}
+# A patch made from inside the answer while a test runs and undone before the test ends (by
+# the patch itself): the state before and after the test is the trusted one, so the run
+# compares nothing that differs. Not found by the protected test run yet.
+SELF_RESTORING = {"h03_calltime_patch_self_restoring", "h02_patch_numpy_internals"}
 
 
 def _param(variant):
@@ -59,6 +66,8 @@ def _param(variant):
         marks.append(pytest.mark.xfail(strict=True, reason="the course package ships this exercise's answer"))
     if variant.name in TRUSTING_TESTS:
         marks.append(pytest.mark.xfail(strict=True, reason="the notebook's test trusts the answer's own methods"))
+    if variant.name in SELF_RESTORING:
+        marks.append(pytest.mark.xfail(strict=True, reason="a patch undone before the test ends is not found"))
     return pytest.param(variant, id=variant.name, marks=marks)
 
 
