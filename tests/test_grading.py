@@ -341,20 +341,21 @@ def test_low_accuracy_model_gets_little_partial_credit(graded):
 # ------------------------------------------------------------ forged grades
 @pytest.mark.parametrize("student, detectable", [
     ("forge_transformer", False),  # an IPython input transformer: the tests do not go through IPython
-    ("forge_builtins", True),
-    ("forge_import_hook", True),
+    ("forge_builtins", False),     # builtins rebound in the notebook's namespace: the tests have their own
+    ("forge_import_hook", True),   # builtins.__import__ replaced
 ])
 def test_forging_a_kernel_answer_gains_nothing(graded, student, detectable):
+    """Each forger's answer is WRONG_SHAPE's (2 of 6 points honestly): the forgery adds nothing."""
     found = row(graded, student, "02_kernel")
-    assert found["score"] == 0, found
+    assert found["score"] <= row(graded, "wrong_shape", "02_kernel")["score"], found
     if detectable:  # the change is named and the points wait for a person
         assert found["review"] and set(found["withheld"]) >= {"test_kernel_shape", "test_kernel_in_edgeconv"}, found
         assert set(found["needs_manual_grade"]) >= set(found["withheld"]) and not found["failed_tests"], found
 
 
 @pytest.mark.parametrize("student, detectable", [
-    ("forge_count_params", True),   # keras.Model.count_params replaced
-    ("forge_scorer", True),         # crsky.grading.scoring.score_saved_model replaced
+    ("forge_count_params", False),  # keras.Model.count_params replaced: the tests count weights themselves
+    ("forge_scorer", False),        # crsky.grading.scoring.score_saved_model replaced: never called by the grader
     ("forge_formatter", False),     # a display formatter: the grader never reads the display
 ])
 def test_forging_the_model_test_gains_nothing(graded, student, detectable):

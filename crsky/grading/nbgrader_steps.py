@@ -178,7 +178,10 @@ def apply_results(nb, plan, records, problem, timeout, scored=()):
             if record["status"] != "ok" and first_failure is None:
                 first_failure = f"the course's set-up failed in this environment ({record['ename']}: {record['evalue']})"
             continue
-        findings += [f"{step['where']}: {text}" for text in record.get("findings", [])]
+        if record["status"] != "timeout":
+            # A step stopped at its time limit ends the run (nothing after it is scored); what the
+            # runner then sees of the interrupted interpreter says nothing about the student's code.
+            findings += [f"{step['where']}: {text}" for text in record.get("findings", [])]
         if cell is None:
             continue
         ran.add(id(cell))
