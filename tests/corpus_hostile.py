@@ -539,7 +539,7 @@ _add(name="h02_ipython_input_transformer", assignment="02_kernel",
      answers={"kernel_nn": KERNEL_WRONG_WIDTH + _src('''
          get_ipython().input_transformers_cleanup.append(lambda lines: [l.replace("assert ", "pass  # ") for l in lines])
      ''')},
-     at_most=WIDTH, flagged=True, note="an IPython input transformer turns every assert of later cells into pass")
+     at_most=WIDTH, flagged=None, note="an IPython input transformer turns every assert of later cells into pass")
 _add(name="h02_ipython_ast_transformer", assignment="02_kernel",
      answers={"kernel_nn": KERNEL_WRONG_WIDTH + _src('''
          import ast
@@ -550,12 +550,12 @@ _add(name="h02_ipython_ast_transformer", assignment="02_kernel",
 
          get_ipython().ast_transformers.append(_NoAsserts())
      ''')},
-     at_most=WIDTH, flagged=True, note="an IPython AST transformer removes the asserts of later cells")
+     at_most=WIDTH, flagged=None, note="an IPython AST transformer removes the asserts of later cells")
 _add(name="h02_ipython_custom_exc", assignment="02_kernel",
      answers={"kernel_nn": KERNEL_WRONG_WIDTH + _src('''
          get_ipython().set_custom_exc((AssertionError,), lambda shell, etype, value, tb, tb_offset=None: None)
      ''')},
-     at_most=WIDTH, flagged=True,
+     at_most=WIDTH, flagged=None,
      note="IPython's set_custom_exc swallows AssertionError: a failing test shows no error output")
 _add(name="h03_display_formatter_points", assignment="03_training",
      answers={"build_dgcnn": _src('''
@@ -818,7 +818,7 @@ _add(name="h02_atexit_forge", assignment="02_kernel",
 
          atexit.register(_forge)
      ''')},
-     at_most=WIDTH, flagged=True,
+     at_most=WIDTH, flagged=None,
      note="an atexit handler writes forged 'passed' results for 40 steps into every pipe or socket when the "
           "process ends (gains nothing in a plain kernel)")
 _add(name="h02_forge_fds", assignment="02_kernel",

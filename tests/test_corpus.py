@@ -53,11 +53,15 @@ PACKAGE_ANSWERS = {"h01_import_package_answers", "h02_import_package_kernel"}
 # instructor's tests ask the answer's own objects. Their remedy is in the tests (int(...),
 # np.asarray(...), counting the weights, the edges themselves), not in the grader.
 TRUSTING_TESTS = {"h01_int_equal_to_everything", "h01_ndarray_comparisons_pass", "h03_type_renamed_model",
-                  "h03_instance_count_params", "h02_lying_tensor_class", "h02_shape_object", "h04_lying_graph"}
+                  "h03_instance_count_params", "h02_lying_tensor_class", "h02_shape_object", "h04_lying_graph",
+                  "h01_numpy_integer_true"}
 # A patch made from inside the answer while a test runs and undone before the test ends (by
 # the patch itself): the state before and after the test is the trusted one, so the run
 # compares nothing that differs. Not found by the protected test run yet.
 SELF_RESTORING = {"h03_calltime_patch_self_restoring", "h02_patch_numpy_internals"}
+# ctypes.memset over the tests' read-only data from inside the answer: Python 3.11 raises no audit
+# event for it (ctypes is loaded by the libraries before any student code). Not found yet.
+UNAUDITED = {"h02_ctypes_zero_features"}
 
 
 def _param(variant):
@@ -68,6 +72,8 @@ def _param(variant):
         marks.append(pytest.mark.xfail(strict=True, reason="the notebook's test trusts the answer's own methods"))
     if variant.name in SELF_RESTORING:
         marks.append(pytest.mark.xfail(strict=True, reason="a patch undone before the test ends is not found"))
+    if variant.name in UNAUDITED:
+        marks.append(pytest.mark.xfail(strict=True, reason="ctypes.memset raises no audit event"))
     return pytest.param(variant, id=variant.name, marks=marks)
 
 
