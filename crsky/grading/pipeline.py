@@ -82,7 +82,6 @@ class Context:
     held_out_labels: list            # n labels (the scoring process never sees them)
     full_marks_at: float             # accuracy that earns all of a model's points
     baseline_accuracy: float         # the pair-count baseline's accuracy on the held-out maps
-    hide: list                       # this machine's paths no sandbox may see
 
 
 @dataclasses.dataclass
@@ -226,7 +225,7 @@ def read_seed(seed_file):
 
 
 def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=limits.CELL_TIMEOUT_S, task_timeout_s=limits.TASK_TIMEOUT_S,
-         sandboxed=True, hide=(), log=print, held_out_maps_count=experiment.HELD_OUT_MAPS):
+         sandboxed=True, log=print, held_out_maps_count=experiment.HELD_OUT_MAPS):
     """Step 1. Returns ``(context, tasks, students, problems)``: ``students`` every student id
     seen, ``problems`` ``{(student, assignment): [message]}`` for what was rejected."""
     workdir = Path(workdir)
@@ -284,7 +283,7 @@ def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=limits.C
         course_root=str(COURSE_ROOT), course_digest=course_digest(COURSE_ROOT), gradebook_url=gradebook_url,
         cell_timeout_s=cell_timeout_s, task_timeout_s=task_timeout_s, sandboxed=sandboxed, releases=releases,
         sources=sources, trusted_tests=trusted, held_out_maps=maps, held_out_labels=labels,
-        full_marks_at=scoring.full_marks_accuracy(baseline), baseline_accuracy=baseline, hide=[str(p) for p in hide],
+        full_marks_at=scoring.full_marks_accuracy(baseline), baseline_accuracy=baseline,
     )
     return context, tasks, sorted(set(students)), problems
 
@@ -544,11 +543,10 @@ def grade(submissions, results, workdir=None, seed=None, cell_timeout_s=limits.C
     results.mkdir(parents=True, exist_ok=True)
     gradebook_url = gradebook_url or default_gradebook(workdir)
     before = collecting.checksum_tree(submissions)
-    hide = [workdir, results, submissions]
     say(f"course folder {workdir}; sandbox {'on' if sandboxed else 'OFF'}; per-cell timeout {cell_timeout_s} s; "
         f"hidden held-out seed {'set' if seed is not None else 'NOT set (public seed)'}")
     context, tasks, students, problems = plan(submissions, workdir, gradebook_url, seed, cell_timeout_s,
-                                              task_timeout_s, sandboxed, hide, log=say, held_out_maps_count=held_out_maps)
+                                              task_timeout_s, sandboxed, log=say, held_out_maps_count=held_out_maps)
     say(f"collected {len(students)} students, {len(tasks)} notebooks to grade")
     records = dask_cluster.run_tasks(grade_one, tasks, context, workers=workers, address=cluster, retries=retries,
                                      quiet=quiet)
