@@ -1,7 +1,7 @@
 """Benchmark: grading cost per notebook, and the speed-up of more Dask workers, in one run.
 
-Every student submits all four notebooks answered with the solutions and a trained model
-for notebook 3; the whole pipeline runs (plan, sandboxed autograde, trusted scoring,
+Every student submits every notebook answered with the solutions and the trained models
+of notebooks 3 and 5; the whole pipeline runs (plan, sandboxed autograde, trusted scoring,
 feedback, gather) once per worker count, on the same class, with the sandbox on.
 
     python -m bench.grading --students 40 --workers 1 2
@@ -17,7 +17,8 @@ from crsky.course import ASSIGNMENTS, COURSE_ROOT
 from crsky.grading import pipeline
 from crsky.grading.samples import answered, submit
 
-MODEL = COURSE_ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras"
+MODELS = {"03_training": COURSE_ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras",
+          "05_sources": COURSE_ROOT / "tests" / "fixtures" / "members_cpu.keras"}
 
 
 def main():
@@ -33,7 +34,7 @@ def main():
         notebooks = {a: answered(a) for a in args.assignments}
         for i in range(args.students):
             for assignment, nb in notebooks.items():
-                submit(subs, f"student{i:03d}", assignment, nb, model=MODEL if assignment == "03_training" else None)
+                submit(subs, f"student{i:03d}", assignment, nb, model=MODELS.get(assignment))
         n_notebooks = args.students * len(args.assignments)
         for workers in args.workers:
             start = time.perf_counter()
@@ -49,6 +50,11 @@ def main():
             for r in graded:
                 if r["failed_tests"] or r["errors"] or r["review"]:
                     print(f"  {r['student']} {r['assignment']}: {r['failed_tests']} {r['errors']} {r['review']}")
+            for assignment in args.assignments:
+                timings = [r["timings"] for r in graded if r["assignment"] == assignment and r["timings"]]
+                phases = sorted({phase for t in timings for phase in t})
+                print(f"  {assignment}: " + ", ".join(
+                    f"{phase} {sum(t.get(phase, 0) for t in timings) / len(timings):.1f} s" for phase in phases))
     base_workers, base_seconds = results[0]
     print(f"\n{os.cpu_count()} CPU cores; speed-up against {base_workers} worker(s), same class, same run:")
     for workers, seconds in results:

@@ -89,6 +89,8 @@ def test_sources_notebook_saves_its_model_and_compares_it_with_the_baseline(exec
     assert re.search(r"member DGCNN +0\.\d{3} +0\.\d{3} +0\.\d{3}", text)
     assert re.search(r"classical baseline +0\.\d{3} +0\.\d{3} +0\.\d{3}", text)
     assert re.search(r"purity gain of the network at the baseline's efficiency: [+-]\d+\.\d points", text)
+    assert re.search(r"purity on \d+ held-out maps with sources, at the baseline's efficiency 0\.\d{3}: 0\.\d{3} -> "
+                     r"\d\.\d\d of 4 points", text)  # the saved model's graded cell, on public held-out maps
 
 
 def validate(path):
@@ -106,6 +108,8 @@ def test_nbgrader_validate_passes_on_solution(jupyter_env, tmp_path, assignment)
     if assignment == "03_training":
         # Validate, like autograde, never trains: it grades the model saved beside the notebook.
         shutil.copy(ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras", tmp_path / assignment / "dgcnn.keras")
+    if assignment == "05_sources":
+        shutil.copy(ROOT / "tests" / "fixtures" / "members_cpu.keras", tmp_path / assignment / "members.keras")
     result = validate(tmp_path / assignment / f"{assignment}.ipynb")
     failed = result.get("failed", [])
     assert not failed and set(result) <= {"failed"}, f"{assignment}: {json.dumps(result, indent=1)[:2000]}"

@@ -12,8 +12,9 @@ order, from the same configuration.
   whose code tampered with what the tests rely on has its test points withheld for review,
   with what it did and where, on top of its feedback page.
 * :class:`ScoreSavedModel` scores the saved model of a test cell marked
-  ``{"crsky": {"scored_by_grader": {"model": ...}}}`` in a separate sandboxed process that
-  sees held-out maps but not their labels; the points go into the cell as nbgrader's
+  ``{"crsky": {"scored_by_grader": {"model": ..., "task": ...}}}`` in a separate sandboxed
+  process that sees held-out maps but not their labels (a map classifier by its accuracy,
+  a per-cosmic-ray model by its purity); the points go into the cell as nbgrader's
   partial credit. The maps come from the pipeline (``held_out_file``) or, for nbgrader's
   own commands, from the instructor's seed file (``seed_file``); with neither it refuses
   to score, and says how to configure it.
@@ -226,10 +227,18 @@ def apply_results(nb, plan, records, problem, timeout, scored=()):
 
 
 class ScoreSavedModel(NbGraderPreprocessor):
-    """Score the saved model of every test cell marked ``crsky.scored_by_grader`` outside the kernel."""
+    """Score the saved model of every test cell marked ``crsky.scored_by_grader`` outside the kernel.
 
-    held_out_file = Unicode("", help="an .npz with the held-out maps ('maps') and labels ('labels'), written "
-                                     "by the pipeline; readable by the grader only").tag(config=True)
+    The cell's spec names the file (``"model"``) and the task (``"task"``): ``"maps"`` (the
+    default, notebook 3) scores the signal probability per map as an accuracy against the
+    pair-count baseline; ``"members"`` (notebook 5) scores the probability per cosmic ray
+    on the held-out maps with sources as a purity at the classical member baseline's
+    efficiency, against that baseline's purity on the same maps."""
+
+    held_out_file = Unicode("", help="an .npz with the held-out maps ('maps'), labels ('labels'), the truth "
+                                     "per cosmic ray ('source_id') and the pair-count baseline's accuracy "
+                                     "('baseline'), written by the pipeline; readable by the grader only"
+                            ).tag(config=True)
     seed_file = Unicode("", help="the instructor's seed file (python -m crsky.grading.seed new): nbgrader's "
                                  "own commands simulate the held-out maps from it").tag(config=True)
     n_maps = Integer(0, help="held-out maps simulated from seed_file (0: the course's number)").tag(config=True)
@@ -247,14 +256,18 @@ class ScoreSavedModel(NbGraderPreprocessor):
                 continue
             points = float(answers.nbgrader_meta(cell).get("points") or 0)
             try:
-                maps, labels, full_marks_at, baseline = self.held_out()
+                if spec.get("task", "maps") == "members":
+                    found = score_member_file(folder / spec["model"], self.member_held_out(), points, self.sandboxed)
+                else:
+                    held_out = self.held_out()
+                    found = score_model_file(folder / spec["model"], held_out["maps"], held_out["labels"], points,
+                                             held_out["full_marks_at"], held_out["baseline"], self.sandboxed)
             except ValueError as error:
                 cell.outputs = [_error("ModelNotScored", str(error))]
                 continue
-            score, accuracy, message = score_model_file(folder / spec["model"], maps, labels, points, full_marks_at,
-                                                        baseline, self.sandboxed)
-            measured[answers.nbgrader_meta(cell)["grade_id"]] = {"accuracy": accuracy, "points": score,
-                                                                 "message": message}
+            score, measure, message = found
+            name = "purity" if spec.get("task") == "members" else "accuracy"
+            measured[answers.nbgrader_meta(cell)["grade_id"]] = {name: measure, "points": score, "message": message}
             cell.outputs = [_stream(message + "\n")]
             if score is None:
                 cell.outputs.append(_error("ModelNotScored", message))
@@ -266,7 +279,9 @@ class ScoreSavedModel(NbGraderPreprocessor):
         return nb, resources
 
     def held_out(self):
-        """(maps, labels, full-marks accuracy, baseline accuracy), cached for this process."""
+        """The held-out simulation, cached for this process: a dict of ``maps`` ``(n, 500, 4)``,
+        ``labels`` ``(n,)``, ``source_id`` ``(n, 500)``, ``baseline`` (the pair-count accuracy
+        on them) and ``full_marks_at``. Raises ValueError when none was configured."""
         import numpy as np
 
         from crsky import experiment
@@ -277,8 +292,10 @@ class ScoreSavedModel(NbGraderPreprocessor):
             return self._cache[key]
         if self.held_out_file:
             with np.load(self.held_out_file, allow_pickle=False) as data:
-                maps, labels = data["maps"], data["labels"]
-                baseline = float(data["baseline"])
+                found = {"maps": data["maps"], "labels": data["labels"], "baseline": float(data["baseline"]),
+                         "source_id": data["source_id"] if "source_id" in data.files else None,
+                         "member_baseline_scores": (data["member_baseline_scores"]
+                                                    if "member_baseline_scores" in data.files else None)}
         elif self.seed_file and Path(self.seed_file).expanduser().exists():
             from crsky.course import COURSE_ROOT
             from crsky.grading.seed import read_seed_file
@@ -286,29 +303,52 @@ class ScoreSavedModel(NbGraderPreprocessor):
             mounted = [*sandbox.python_installation(sys.executable), COURSE_ROOT,
                        *(f"/{name}" for name in sandbox.SYSTEM_ENTRIES)]
             seed = read_seed_file(Path(self.seed_file).expanduser(), forbidden_folders=mounted)  # SeedError: a ValueError
-            maps, labels = scoring.held_out_maps(n_maps=self.n_maps or experiment.HELD_OUT_MAPS, seed=seed)
-            baseline = scoring.baseline_accuracy(maps, labels)
+            sim = scoring.held_out_simulation(n_maps=self.n_maps or experiment.HELD_OUT_MAPS, seed=seed)
+            found = {"maps": sim["data"], "labels": sim["label"], "source_id": sim["source_id"],
+                     "baseline": scoring.baseline_accuracy(sim["data"], sim["label"]), "member_baseline_scores": None}
         else:
             raise ValueError("the grader was given no held-out maps to score the saved model on: the instructor's "
                              f"seed file {self.seed_file or '(none configured)'} does not exist. Make it with "
                              "python -m crsky.grading.seed new (grading/nbgrader_config.py reads "
                              "~/.config/crsky/heldout.seed, or the file CRSKY_SEED_FILE names), or grade with "
                              "python -m crsky.grading")
-        self._cache[key] = (maps, labels, scoring.full_marks_accuracy(baseline), baseline)
+        found["full_marks_at"] = scoring.full_marks_accuracy(found["baseline"])
+        self._cache[key] = found
+        return found
+
+    def member_held_out(self):
+        """The per-cosmic-ray task on the held-out maps with sources, cached: a dict of ``maps``
+        ``(m, 500, 4)``, ``truth`` ``(m, 500)`` and ``baseline_scores`` ``(m, 500)`` (the classical
+        member baseline fitted on the public training maps, :func:`crsky.members.public_member_baseline`)."""
+        key = ("members", self.held_out_file, self.seed_file, self.n_maps)
+        if key not in self._cache:
+            import numpy as np
+
+            from crsky import members
+            from crsky.baseline import member_baseline_scores
+
+            held_out = self.held_out()
+            if held_out["source_id"] is None:
+                raise ValueError(f"the held-out maps in {self.held_out_file} carry no source_id (the truth per "
+                                 "cosmic ray): grade with this version's python -m crsky.grading.")
+            signal = np.asarray(held_out["labels"]) == 1
+            maps = np.asarray(held_out["maps"])[signal]
+            baseline_scores = held_out["member_baseline_scores"]  # computed once by the pipeline's plan
+            if baseline_scores is None or np.shape(baseline_scores) != maps.shape[:2]:
+                baseline_scores = member_baseline_scores(members.public_member_baseline(), maps)
+            self._cache[key] = {"maps": maps, "truth": members.member_targets(held_out["source_id"][signal]),
+                                "baseline_scores": baseline_scores}
         return self._cache[key]
 
 
-def score_model_file(model_path, maps, labels, points, full_marks_at, baseline, sandboxed=True):
-    """Points of the model at ``model_path`` on ``maps``, measured by a separate (sandboxed)
-    process that sees the maps but not the labels. Returns ``(points, accuracy, message)``;
-    points and accuracy are None when the model cannot be scored (the message says why)."""
+def _scored_by_process(model_path, maps, shape, task, sandboxed):
+    """Run the scoring process on a copy of ``model_path`` and ``maps`` in a scratch folder:
+    ``(probability of ``shape``, None)`` or ``(None, message)``."""
     import numpy as np
-
-    from crsky.grading import scoring
 
     model_path = Path(model_path)
     if not model_path.is_file():
-        return None, None, f"no trained model {model_path.name} was submitted with the notebook: 0 points."
+        return None, f"no trained model {model_path.name} was submitted with the notebook: 0 points."
     scratch = Path(tempfile.mkdtemp(prefix="crsky-score-"))
     work = scratch / "work"
     work.mkdir()
@@ -317,25 +357,51 @@ def score_model_file(model_path, maps, labels, points, full_marks_at, baseline, 
         np.save(work / "maps.npy", np.asarray(maps), allow_pickle=False)
         shutil.copy(model_path, work / "model.keras")
         limit = getattr(limits, "SCORING_TIMEOUT_S", 600)
-        probability, message = run_scorer(work, len(labels), sandbox_config() if sandboxed else None, limit)
-        if probability is None:
-            return None, None, message
+        return run_scorer(work, shape, sandbox_config() if sandboxed else None, limit, task=task)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def score_model_file(model_path, maps, labels, points, full_marks_at, baseline, sandboxed=True):
+    """Points of the map classifier at ``model_path`` on ``maps``, measured by a separate
+    (sandboxed) process that sees the maps but not the labels. Returns ``(points, accuracy,
+    message)``; points and accuracy are None when the model cannot be scored (the message says why)."""
+    from crsky.grading import scoring
+
+    probability, message = _scored_by_process(model_path, maps, len(labels), "maps", sandboxed)
+    if probability is None:
+        return None, None, message
     accuracy = scoring.held_out_accuracy(probability, labels)
     score = round(scoring.accuracy_points(accuracy, points, full_marks_at), 2)
     return score, accuracy, scoring.describe(accuracy, len(labels), score, points, full_marks_at, baseline) + \
         " (measured by the grader)"
 
 
-def run_scorer(work, n_maps, config, timeout):
+def score_member_file(model_path, held_out, points, sandboxed=True):
+    """Points of the member model at ``model_path`` on ``held_out`` (:meth:`ScoreSavedModel.member_held_out`),
+    measured by a separate (sandboxed) process that sees the maps but not the truth:
+    :func:`crsky.members.member_points` of its purity at the baseline's efficiency. Returns
+    ``(points, purity, message)``; points and purity are None when it cannot be scored."""
+    from crsky import members
+
+    maps = held_out["maps"]
+    probability, message = _scored_by_process(model_path, maps, maps.shape[:2], "members", sandboxed)
+    if probability is None:
+        return None, None, message
+    score, result = members.score_scores(probability, held_out["truth"], held_out["baseline_scores"], points)
+    return round(score, 2), result["purity"], members.describe(result, len(maps), round(score, 2), points) + \
+        " (measured by the grader)"
+
+
+def run_scorer(work, shape, config, timeout, task="maps"):
     """Run the scoring process (``python -m crsky.grading.scoring``) on ``work/model.keras`` and
     ``work/maps.npy``: in a sandbox built from ``config``, or unsandboxed when ``config`` is None.
-    Returns ``(probability (n_maps,), None)``, or ``(None, message)`` saying why there is none."""
+    Returns ``(probability of shape, None)`` (``shape`` an int for ``(n_maps,)``), or
+    ``(None, message)`` saying why there is none."""
     from crsky.grading import scoring
 
     argv = [sys.executable, "-m", "crsky.grading.scoring", "--model", "model.keras", "--maps", "maps.npy",
-            "--out", "probability.npy"]
+            "--out", "probability.npy", "--task", task]
     if config is not None:
         result = sandbox.run(argv, str(work), config=config, timeout=timeout, text=True)
         returncode, stdout, stderr, timed_out = result.returncode, result.stdout, result.stderr, result.timed_out
@@ -354,7 +420,7 @@ def run_scorer(work, n_maps, config, timeout):
         return None, (reason or f"the model could not be scored (exit {returncode}): {stderr.strip()[-300:]}") + \
             " 0 points."
     try:
-        return scoring.read_probabilities(Path(work) / "probability.npy", n_maps), None
+        return scoring.read_probabilities(Path(work) / "probability.npy", shape), None
     except scoring.ModelFileError as error:
         return None, f"{error} 0 points."
 

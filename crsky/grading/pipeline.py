@@ -32,7 +32,6 @@ import argparse
 import csv
 import dataclasses
 import io
-import json
 import os
 import re
 import shutil
@@ -77,11 +76,13 @@ class Context:
     sandboxed: bool
     releases: dict                   # assignment -> released notebook (JSON text)
     sources: dict                    # assignment -> instructor notebook (JSON text)
-    trusted_tests: dict              # assignment -> {"grade_id", "model", "points"}
+    trusted_tests: dict              # assignment -> {"grade_id", "model", "task", "points"}
     held_out_maps: bytes             # .npy (n, 500, 4), or b"" when no assignment needs them
     held_out_labels: list            # n labels (the scoring process never sees them)
     full_marks_at: float             # accuracy that earns all of a model's points
     baseline_accuracy: float         # the pair-count baseline's accuracy on the held-out maps
+    held_out_source_id: bytes = b""  # .npy (n, 500): the truth per cosmic ray (notebook 5's scoring)
+    member_baseline_scores: bytes = b""  # .npy (m, 500): the classical member baseline on the m maps with sources
 
 
 @dataclasses.dataclass
@@ -106,13 +107,14 @@ def course_digest(course_root):
 
 def trusted_tests(source_notebooks):
     """Test cells scored outside the student's code (:func:`crsky.grading.answers.scored_by_grader`):
-    ``{assignment: {"grade_id", "model", "points"}}``."""
+    ``{assignment: {"grade_id", "model", "task", "points"}}``."""
     found = {}
     for assignment, nb in source_notebooks.items():
         points = {answers.nbgrader_meta(c).get("grade_id"): float(answers.nbgrader_meta(c).get("points") or 0)
                   for c in nb.cells}
         for grade_id, spec in answers.scored_by_grader(nb).items():
-            found[assignment] = {"grade_id": grade_id, "model": spec["model"], "points": points[grade_id]}
+            found[assignment] = {"grade_id": grade_id, "model": spec["model"], "task": spec.get("task", "maps"),
+                                 "points": points[grade_id]}
     return found
 
 
@@ -266,26 +268,39 @@ def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=limits.C
             tasks.append(Task(submission.student, assignment, buffer.getvalue(), list(result.notes),
                               list(result.errors) + problems.get((submission.student, assignment), [])))
 
-    maps, labels, baseline = b"", [], 0.0
-    if trusted:
-        from crsky.grading.scoring import baseline_accuracy, held_out_maps
+    maps, labels, source_id, member_scores, baseline = b"", [], b"", b"", 0.0
+    scored = {task.assignment for task in tasks} & set(trusted)  # only what this batch's notebooks need
+    if scored:
+        from crsky.grading.scoring import baseline_accuracy, held_out_simulation
 
         if seed is None:
             log("warning: no seed file: the held-out maps use the PUBLIC seed, which students can reproduce")
-        x, y = held_out_maps(n_maps=held_out_maps_count,
-                             seed=experiment.HELD_OUT_PUBLIC_SEED if seed is None else seed)
-        buffer = io.BytesIO()
-        np.save(buffer, x, allow_pickle=False)
-        maps, labels = buffer.getvalue(), [int(v) for v in y]
+        sim = held_out_simulation(n_maps=held_out_maps_count, seed=seed)
+        x, y = sim["data"], sim["label"]
+        maps, labels, source_id = _npy(x), [int(v) for v in y], _npy(np.asarray(sim["source_id"]))
         baseline = baseline_accuracy(x, y)
         log(f"held-out maps: {len(y)}; the pair-count baseline's accuracy on them: {baseline:.3f}")
+        if any(trusted[assignment].get("task") == "members" for assignment in scored):
+            from crsky.baseline import member_baseline_scores
+            from crsky.members import public_member_baseline
+
+            # Once per run, not once per notebook: the classical member baseline on the maps with sources.
+            member_scores = _npy(member_baseline_scores(public_member_baseline(), x[np.asarray(y) == 1]))
     context = Context(
         course_root=str(COURSE_ROOT), course_digest=course_digest(COURSE_ROOT), gradebook_url=gradebook_url,
         cell_timeout_s=cell_timeout_s, task_timeout_s=task_timeout_s, sandboxed=sandboxed, releases=releases,
         sources=sources, trusted_tests=trusted, held_out_maps=maps, held_out_labels=labels,
         full_marks_at=scoring.full_marks_accuracy(baseline), baseline_accuracy=baseline,
+        held_out_source_id=source_id, member_baseline_scores=member_scores,
     )
     return context, tasks, sorted(set(students)), problems
+
+
+def _npy(array):
+    """``array`` as the bytes of an .npy file (no pickles)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 # ------------------------------------------------------------- grading one
@@ -356,7 +371,10 @@ def _grade_in(folder, task, context, record):
     if context.trusted_tests.get(assignment):
         held_out = folder / "held-out.npz"
         np.savez(held_out, maps=np.load(io.BytesIO(context.held_out_maps), allow_pickle=False),
-                 labels=np.asarray(context.held_out_labels), baseline=np.float64(context.baseline_accuracy))
+                 labels=np.asarray(context.held_out_labels), baseline=np.float64(context.baseline_accuracy),
+                 source_id=np.load(io.BytesIO(context.held_out_source_id), allow_pickle=False),
+                 **({"member_baseline_scores": np.load(io.BytesIO(context.member_baseline_scores), allow_pickle=False)}
+                    if context.member_baseline_scores else {}))
         options.append(f"--ScoreSavedModel.held_out_file={held_out}")
         limit += SCORER_TIMEOUT_S
     env = nbgrader_env(folder)

@@ -40,7 +40,8 @@ def answered(assignment, replace=None, drop_test=None, edit_test=None):
 
 def submit(folder, student, assignment, nb=None, model=None, raw=None):
     """Write ``folder/student/assignment/assignment.ipynb`` (``raw`` text instead of a
-    notebook if given) and copy ``model`` beside it as ``dgcnn.keras``."""
+    notebook if given) and copy ``model`` beside it under the name the assignment saves
+    its model as (``dgcnn.keras``, ``members.keras``: :data:`crsky.submit.FILES`)."""
     target = Path(folder) / student / assignment
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{assignment}.ipynb"
@@ -49,5 +50,7 @@ def submit(folder, student, assignment, nb=None, model=None, raw=None):
     else:
         nbformat.write(nb or answered(assignment), path)
     if model is not None:
-        shutil.copy(model, target / "dgcnn.keras")
+        from crsky.submit import FILES
+
+        shutil.copy(model, target / FILES.get(assignment, ("dgcnn.keras",))[0])
     return target

@@ -7,9 +7,10 @@ Two uses:
   held-out seed, which nobody trains on.
 * **The grader** never scores inside the student's notebook. The pipeline runs this
   module as a separate, clean, sandboxed process (``python -m crsky.grading.scoring``)
-  that loads only the submitted model file (Keras safe mode) and writes the model's signal
-  probabilities for maps whose labels it never sees; the pipeline turns them into an
-  accuracy and points. The hidden seed, the hidden maps and their labels never enter a
+  that loads only the submitted model file (Keras safe mode) and writes the model's
+  probabilities for maps whose labels it never sees: one signal probability per map
+  (``--task maps``, notebook 3) or one per cosmic ray (``--task members``, notebook 5);
+  the grader turns them into an accuracy or a purity and points. The hidden seed, the hidden maps and their labels never enter a
   student's kernel. Inside the autograder's kernel the test cell only says so.
 """
 
@@ -31,11 +32,19 @@ class ModelFileError(ValueError):
     """A submitted model is missing, cannot be loaded or does not give probabilities."""
 
 
-def held_out_maps(preset=experiment.PRESET, n_maps=experiment.HELD_OUT_MAPS, seed=experiment.HELD_OUT_PUBLIC_SEED):
-    """Held-out maps and labels: ``(x (n, 500, 4), y (n,))``. Students get the public seed."""
+def held_out_simulation(preset=None, n_maps=experiment.HELD_OUT_MAPS, seed=None):
+    """The held-out simulation of ``n_maps`` maps of ``preset`` (default the course's) with
+    ``seed`` (default the public held-out seed; the grader's is hidden): the dict of
+    :func:`crsky.simulate.simulate`, with ``data`` ``(n, 500, 4)``, ``label`` ``(n,)`` and
+    ``source_id`` ``(n, 500)``."""
     from crsky.simulate import simulate
 
-    sim = simulate(preset, n_maps, seed=seed)
+    return simulate(preset or experiment.PRESET, n_maps, seed=experiment.HELD_OUT_PUBLIC_SEED if seed is None else seed)
+
+
+def held_out_maps(preset=experiment.PRESET, n_maps=experiment.HELD_OUT_MAPS, seed=experiment.HELD_OUT_PUBLIC_SEED):
+    """Held-out maps and labels: ``(x (n, 500, 4), y (n,))``. Students get the public seed."""
+    sim = held_out_simulation(preset, n_maps, seed)
     return sim["data"], sim["label"]
 
 
@@ -151,24 +160,48 @@ def score_saved_model(path=MODEL_FILE, points=4, preset=experiment.PRESET, n_map
 
 
 # ------------------------------------------------------------ the trusted process
-def predict_file(model_path, maps_path, out_path):
+TASKS = ("maps", "members")  # one probability per map (notebook 3), one per cosmic ray (notebook 5)
+
+
+def predict_member_probability(model, x):
+    """Per-cosmic-ray probabilities ``(n, P)`` of a member model on maps ``x`` ``(n, P, 4)``,
+    every failure a :class:`ModelFileError` that says what was expected."""
+    from crsky.members import predict_members
+
+    try:
+        return predict_members(model, np.asarray(x))
+    except ValueError as error:
+        raise ModelFileError(f"{error} Save the model whose output is one probability per cosmic ray.") from error
+    except Exception as error:
+        raise ModelFileError(f"the model cannot be applied to [points (n, 500, 3), features (n, 500, 4)] "
+                             f"({type(error).__name__}: {str(error)[:300]}).") from error
+
+
+def predict_file(model_path, maps_path, out_path, task="maps"):
     """Load the model at ``model_path``, predict the maps in ``maps_path`` (an ``.npy`` of shape
-    ``(n, 500, 4)``, no labels) and write the signal probabilities ``(n,)`` to ``out_path``."""
+    ``(n, 500, 4)``, no labels) and write its probabilities to ``out_path``: the signal
+    probabilities ``(n,)`` (``task="maps"``) or the per-cosmic-ray ones ``(n, 500)``
+    (``task="members"``). Returns the number of maps."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
     x = np.load(maps_path, allow_pickle=False, mmap_mode="r")
-    probability = predict_signal_probability(load_submitted_model(model_path), x)
+    model = load_submitted_model(model_path)
+    probability = predict_signal_probability(model, x) if task == "maps" else predict_member_probability(model, x)
     np.save(out_path, probability.astype(np.float64), allow_pickle=False)
     return len(probability)
 
 
-def read_probabilities(path, n_maps):
-    """The probabilities a scoring process wrote, checked: ``(n_maps,)`` finite values in [0, 1]."""
+def read_probabilities(path, shape):
+    """The probabilities a scoring process wrote, checked: an array of ``shape`` (an int
+    ``n_maps`` for ``(n_maps,)``), finite float64 values in [0, 1]."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
     try:
         probability = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise ModelFileError(f"the scoring process wrote no readable result ({type(error).__name__}).") from error
-    if probability.shape != (n_maps,) or probability.dtype != np.float64:
+    if probability.shape != shape or probability.dtype != np.float64:
         raise ModelFileError(f"the scoring process wrote {probability.shape} {probability.dtype}, "
-                             f"expected ({n_maps},) float64.")
+                             f"expected {shape} float64.")
     if not np.all(np.isfinite(probability)) or probability.min() < 0 or probability.max() > 1:
         raise ModelFileError("the model's outputs are not probabilities between 0 and 1.")
     return probability
@@ -176,17 +209,19 @@ def read_probabilities(path, n_maps):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m crsky.grading.scoring",
-                                     description="The grader's scoring process: a saved model's signal "
+                                     description="The grader's scoring process: a saved model's "
                                                  "probabilities on maps (no labels).")
     parser.add_argument("--model", required=True, help="the submitted .keras file")
     parser.add_argument("--maps", required=True, help=".npy file of maps (n, 500, 4)")
-    parser.add_argument("--out", required=True, help=".npy file for the probabilities (n,)")
+    parser.add_argument("--out", required=True, help=".npy file for the probabilities: (n,) or (n, 500)")
+    parser.add_argument("--task", choices=TASKS, default="maps",
+                        help="maps: one signal probability per map; members: one per cosmic ray")
     args = parser.parse_args(argv)
     from crsky import course
 
     course.quiet()
     try:
-        n_maps = predict_file(args.model, args.maps, args.out)
+        n_maps = predict_file(args.model, args.maps, args.out, task=args.task)
     except ModelFileError as error:
         print(json.dumps({"error": str(error)}))
         return 2

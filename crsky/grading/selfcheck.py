@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 from unittest import mock
 
 import nbformat
