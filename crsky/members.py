@@ -139,22 +139,11 @@ def signal_split(arrays, n_test_maps=None):
 
 def predict_members(model, x, batch_size=250):
     """Per-cosmic-ray probabilities ``(n, P)`` of a member model on maps ``x`` ``(n, P, 4)``
-    (inference mode). Raises ValueError for another output shape or non-finite values."""
-    from crsky.models import model_inputs
+    (:func:`crsky.models.predict_per_cosmic_ray`: inference mode; ValueError for another
+    output shape or non-finite values)."""
+    from crsky.models import predict_per_cosmic_ray
 
-    out = []
-    for start in range(0, len(x), batch_size):
-        probability = np.asarray(model.predict_on_batch(model_inputs(x[start:start + batch_size])))
-        if probability.ndim == 3 and probability.shape[-1] == 1:
-            probability = probability[..., 0]
-        if probability.shape != x[start:start + batch_size].shape[:2]:
-            raise ValueError(f"a member model outputs one probability per cosmic ray, (n, {x.shape[1]}) or "
-                             f"(n, {x.shape[1]}, 1); got {probability.shape}.")
-        out.append(probability)
-    probability = np.concatenate(out)
-    if not np.all(np.isfinite(probability)):
-        raise ValueError("the model predicts NaN or infinite values.")
-    return probability
+    return predict_per_cosmic_ray(model, x, batch_size)
 
 
 def fit_members_unless_grading(model, train, val, size, save_as=MODEL_FILE):
@@ -235,7 +224,7 @@ def public_member_baseline(preset=None):
 def held_out_member_maps(n_maps=1_000, seed=None, preset=None):
     """Maps with sources of the held-out simulation of ``n_maps`` maps (default: the public
     held-out seed): ``(x (m, P, 4), targets (m, P))``, m about ``n_maps / 2``."""
-    from crsky.grading.scoring import held_out_simulation
+    from crsky.simulate import held_out_simulation
 
     sim = held_out_simulation(preset, n_maps, seed)
     signal = sim["label"] == 1

@@ -26,6 +26,24 @@ def model_inputs(x):
     return [points, features]
 
 
+def predict_per_cosmic_ray(model, x, batch_size=250):
+    """Per-cosmic-ray probabilities ``(n, P)`` of a member model on maps ``x`` ``(n, P, 4)``
+    (inference mode). Raises ValueError for another output shape or non-finite values."""
+    out = []
+    for start in range(0, len(x), batch_size):
+        probability = np.asarray(model.predict_on_batch(model_inputs(x[start:start + batch_size])))
+        if probability.ndim == 3 and probability.shape[-1] == 1:
+            probability = probability[..., 0]
+        if probability.shape != x[start:start + batch_size].shape[:2]:
+            raise ValueError(f"a member model outputs one probability per cosmic ray, (n, {x.shape[1]}) or "
+                             f"(n, {x.shape[1]}, 1); got {probability.shape}.")
+        out.append(probability)
+    probability = np.concatenate(out)
+    if not np.all(np.isfinite(probability)):
+        raise ValueError("the model predicts NaN or infinite values.")
+    return probability
+
+
 @keras.saving.register_keras_serializable(package="crsky")
 class EnergyScaling(layers.Layer):
     """Turns the features (normalised energy, x, y, z) into (deflection angle, x, y, z).

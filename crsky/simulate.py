@@ -282,6 +282,15 @@ def write_simulation(path, params, n_maps, seed, chunk_size=5000, processes=1, p
     return write_maps(path, chunks, n_maps, params.n_events, params.n_sources, metadata)
 
 
+def held_out_simulation(preset=None, n_maps=experiment.HELD_OUT_MAPS, seed=None):
+    """The held-out simulation of ``n_maps`` maps of ``preset`` (default the course's,
+    :data:`crsky.experiment.PRESET`) with ``seed`` (default the public held-out seed; the
+    grader's is hidden): the dict of :func:`simulate`, with ``data`` ``(n, 500, 4)``,
+    ``label`` ``(n,)`` and ``source_id`` ``(n, 500)``."""
+    return simulate(preset or experiment.PRESET, n_maps,
+                    seed=experiment.HELD_OUT_PUBLIC_SEED if seed is None else seed)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m crsky.simulate", description="Simulate cosmic-ray sky maps.")
     parser.add_argument("--preset", default=experiment.PRESET, choices=sorted(PRESETS))
@@ -301,3 +310,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+

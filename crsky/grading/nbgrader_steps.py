@@ -303,7 +303,9 @@ class ScoreSavedModel(NbGraderPreprocessor):
             mounted = [*sandbox.python_installation(sys.executable), COURSE_ROOT,
                        *(f"/{name}" for name in sandbox.SYSTEM_ENTRIES)]
             seed = read_seed_file(Path(self.seed_file).expanduser(), forbidden_folders=mounted)  # SeedError: a ValueError
-            sim = scoring.held_out_simulation(n_maps=self.n_maps or experiment.HELD_OUT_MAPS, seed=seed)
+            from crsky.simulate import held_out_simulation
+
+            sim = held_out_simulation(n_maps=self.n_maps or experiment.HELD_OUT_MAPS, seed=seed)
             found = {"maps": sim["data"], "labels": sim["label"], "source_id": sim["source_id"],
                      "baseline": scoring.baseline_accuracy(sim["data"], sim["label"]), "member_baseline_scores": None}
         else:

@@ -271,10 +271,12 @@ def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=limits.C
     maps, labels, source_id, member_scores, baseline = b"", [], b"", b"", 0.0
     scored = {task.assignment for task in tasks} & set(trusted)  # only what this batch's notebooks need
     if scored:
-        from crsky.grading.scoring import baseline_accuracy, held_out_simulation
+        from crsky.grading.scoring import baseline_accuracy
 
         if seed is None:
             log("warning: no seed file: the held-out maps use the PUBLIC seed, which students can reproduce")
+        from crsky.simulate import held_out_simulation
+
         sim = held_out_simulation(n_maps=held_out_maps_count, seed=seed)
         x, y = sim["data"], sim["label"]
         maps, labels, source_id = _npy(x), [int(v) for v in y], _npy(np.asarray(sim["source_id"]))

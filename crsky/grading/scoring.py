@@ -32,18 +32,10 @@ class ModelFileError(ValueError):
     """A submitted model is missing, cannot be loaded or does not give probabilities."""
 
 
-def held_out_simulation(preset=None, n_maps=experiment.HELD_OUT_MAPS, seed=None):
-    """The held-out simulation of ``n_maps`` maps of ``preset`` (default the course's) with
-    ``seed`` (default the public held-out seed; the grader's is hidden): the dict of
-    :func:`crsky.simulate.simulate`, with ``data`` ``(n, 500, 4)``, ``label`` ``(n,)`` and
-    ``source_id`` ``(n, 500)``."""
-    from crsky.simulate import simulate
-
-    return simulate(preset or experiment.PRESET, n_maps, seed=experiment.HELD_OUT_PUBLIC_SEED if seed is None else seed)
-
-
 def held_out_maps(preset=experiment.PRESET, n_maps=experiment.HELD_OUT_MAPS, seed=experiment.HELD_OUT_PUBLIC_SEED):
     """Held-out maps and labels: ``(x (n, 500, 4), y (n,))``. Students get the public seed."""
+    from crsky.simulate import held_out_simulation
+
     sim = held_out_simulation(preset, n_maps, seed)
     return sim["data"], sim["label"]
 
@@ -166,10 +158,10 @@ TASKS = ("maps", "members")  # one probability per map (notebook 3), one per cos
 def predict_member_probability(model, x):
     """Per-cosmic-ray probabilities ``(n, P)`` of a member model on maps ``x`` ``(n, P, 4)``,
     every failure a :class:`ModelFileError` that says what was expected."""
-    from crsky.members import predict_members
+    from crsky.models import predict_per_cosmic_ray
 
     try:
-        return predict_members(model, np.asarray(x))
+        return predict_per_cosmic_ray(model, np.asarray(x))
     except ValueError as error:
         raise ModelFileError(f"{error} Save the model whose output is one probability per cosmic ray.") from error
     except Exception as error:
