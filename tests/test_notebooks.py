@@ -115,7 +115,9 @@ def test_nbgrader_validate_passes_on_solution(jupyter_env, tmp_path, assignment)
     assert not failed and set(result) <= {"failed"}, f"{assignment}: {json.dumps(result, indent=1)[:2000]}"
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+# The same nbgrader check on every notebook: the textbook's exercise always, the others with the slow tests.
+@pytest.mark.parametrize("assignment", [pytest.param(a, marks=() if a == "02_kernel" else pytest.mark.slow)
+                                        for a in ASSIGNMENTS])
 def test_nbgrader_validate_fails_on_unanswered_student_notebook(jupyter_env, tmp_path, assignment):
     shutil.copytree(ROOT / "notebooks" / assignment, tmp_path / assignment)
     result = validate(tmp_path / assignment / f"{assignment}.ipynb")

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -82,26 +81,57 @@ def run_all(path, env, extra=()):
     return nb
 
 
+NEEDS = {"04_graph": ("03_training",)}  # notebook 4 reads the model notebook 3 saved
+MEMBER_MODEL = ROOT / "tests" / "fixtures" / "members_cpu.keras"  # notebook 5's, trained at the CPU size
+
+
+class Home:
+    """A hub's home after the student fetched every notebook, answered it from its text and
+    saved it. :meth:`run` runs one top to bottom as JupyterLab's *Run All* does (its last cell
+    checks it; notebook 1's is run once more with its ``submit`` uncommented, as its text
+    says), once, after the notebooks it needs."""
+
+    def __init__(self, base):
+        self.env = student_env(base)
+        released = release(base / "release", self.env)
+        self.path = base / "home"
+        for assignment in ASSIGNMENTS:
+            shutil.copytree(released / assignment, self.path / assignment)
+            path = self.notebook(assignment)
+            nbformat.write(answer(nbformat.read(path, as_version=4), assignment), path)
+        self.executed = {}
+
+    def notebook(self, assignment):
+        return self.path / assignment / f"{assignment}.ipynb"
+
+    def run(self, assignment):
+        for needed in NEEDS.get(assignment, ()):
+            self.run(needed)
+        if assignment not in self.executed:
+            path = self.notebook(assignment)
+            extra = ()
+            if assignment == "01_sky":  # "remove the # in front of submit and run the cell again"
+                source = cell(nbformat.read(path, as_version=4), "selfcheck").source
+                assert "# submit(" in source
+                extra = (source.replace("# submit(", "submit("),)
+            self.executed[assignment] = run_all(path, self.env, extra)
+        return self.executed[assignment]
+
+    def with_models(self):
+        """The trained models beside notebooks 3 and 5, as after training at the CPU size."""
+        shutil.copy(MODEL, self.path / "03_training" / "dgcnn.keras")
+        shutil.copy(MEMBER_MODEL, self.path / "05_sources" / "members.keras")
+        return self
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    """A hub's home after the student fetched, answered and saved every notebook and ran
-    each one top to bottom (its last cell checks it): ``(home, env, {assignment: executed})``."""
-    base = tmp_path_factory.mktemp("student")
-    env = student_env(base)
-    released = release(base / "release", env)
-    home = base / "home"
-    executed = {}
-    for assignment in ASSIGNMENTS:  # in order: notebook 4 reads the model notebook 3 saved
-        shutil.copytree(released / assignment, home / assignment)
-        path = home / assignment / f"{assignment}.ipynb"
-        nbformat.write(answer(nbformat.read(path, as_version=4), assignment), path)
-        extra = ()
-        if assignment == "01_sky":  # "remove the # in front of submit and run the cell again"
-            source = cell(nbformat.read(path, as_version=4), "selfcheck").source
-            assert "# submit(" in source
-            extra = (source.replace("# submit(", "submit("),)
-        executed[assignment] = run_all(path, env, extra)
-    return home, env, executed
+    return Home(tmp_path_factory.mktemp("student"))
+
+
+def first_only(assignments):
+    """Notebook 1 in every run of the suite, the others with the slow tests (each runs minutes)."""
+    return [pytest.param(a, marks=() if a == "01_sky" else pytest.mark.slow) for a in assignments]
 
 
 def check_table(text):
@@ -114,11 +144,9 @@ def check_table(text):
     return rows
 
 
-@pytest.mark.slow  # the hub fixture: every notebook answered, run and checked (minutes)
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", first_only(ASSIGNMENTS))
 def test_every_cell_runs_and_the_last_cell_checks_the_notebook(hub, assignment):
-    _, _, executed = hub
-    nb = executed[assignment]
+    nb = hub.run(assignment)
     errors = [(c.source[:60], o["ename"], o["evalue"][:200]) for c in nb.cells for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors, f"{assignment}: {errors}"
@@ -143,62 +171,66 @@ def test_every_cell_runs_and_the_last_cell_checks_the_notebook(hub, assignment):
         assert status == "passed" or status in ("PARTIAL", "FAILED") and "still failing: test_saved_member_model" in out
     assert all(status == "passed" for status, _ in rows.values()), out
     if assignment == "01_sky":
-        assert "wrote 01_sky.zip" in out and (hub[0] / "01_sky" / "01_sky.zip").is_file()
+        assert "wrote 01_sky.zip" in out and (hub.path / "01_sky" / "01_sky.zip").is_file()
 
 
 def printed_commands(nb):
     return COMMAND.findall(cell(nb, "selfcheck_intro").source)
 
 
-@pytest.mark.slow  # the hub fixture: every notebook answered, run and checked (minutes)
 def test_every_notebook_prints_a_check_and_a_hand_in_command(hub):
-    _, _, executed = hub
-    for assignment, nb in executed.items():
-        assert printed_commands(nb) == [f"python -m crsky.grading.selfcheck {assignment}.ipynb",
-                                        f"python -m crsky.submit {assignment}.ipynb"]
+    for assignment in ASSIGNMENTS:
+        assert printed_commands(nbformat.read(hub.notebook(assignment), as_version=4)) == [
+            f"python -m crsky.grading.selfcheck {assignment}.ipynb", f"python -m crsky.submit {assignment}.ipynb"]
 
 
-@pytest.mark.slow  # the hub fixture: every notebook answered, run and checked (minutes)
-def test_printed_commands_work_from_the_folder_a_hub_terminal_opens_in(hub):
+def run_printed(command, folder, env, timeout):
+    run = subprocess.run(command, shell=True, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0 and not run.stderr, f"{command}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    return run.stdout
+
+
+def hand_in_holds_what_the_grader_takes(folder, assignment):
+    with zipfile.ZipFile(folder / assignment / f"{assignment}.zip") as archive:
+        expected = [f"{assignment}/{assignment}.ipynb"] + [f"{assignment}/{name}" for name in FILES.get(assignment, ())]
+        assert sorted(archive.namelist()) == sorted(expected)
+
+
+@pytest.mark.parametrize("assignment", first_only(["01_sky", "03_training", "05_sources"]))
+def test_the_printed_check_works_from_the_folder_a_hub_terminal_opens_in(hub, assignment):
     """JupyterLab's terminal opens in the server's root: on a hub, the home that holds
-    ``<assignment>/<assignment>.ipynb``. The student trained at the CPU size. Every hand-in
-    runs as printed; the self-check for notebook 1 and for the training notebook (its model's
-    row): the other notebooks' last cells ran the same check on the same files in the fixture."""
-    home, env, executed = hub
-    shutil.copy(MODEL, home / "03_training" / "dgcnn.keras")
-    for assignment, nb in executed.items():
-        check, hand_in = printed_commands(nb)
-        if assignment in ("01_sky", "03_training"):
-            run = subprocess.run(check, shell=True, cwd=home, env=env, capture_output=True, text=True, timeout=900)
-            assert run.returncode == 0 and not run.stderr, f"{check}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-            assert "all pass" in run.stdout and f"checking {assignment}/{assignment}.ipynb" in run.stdout
-            if assignment == "03_training":
-                assert "test_saved_model_accuracy  passed   4.0/4    test accuracy on 1000 held-out maps" in run.stdout
-        run = subprocess.run(hand_in, shell=True, cwd=home, env=env, capture_output=True, text=True, timeout=300)
-        assert run.returncode == 0 and not run.stderr, f"{hand_in}:\n{run.stdout}\n{run.stderr}"
-        with zipfile.ZipFile(home / assignment / f"{assignment}.zip") as archive:
-            expected = [f"{assignment}/{assignment}.ipynb"] + [f"{assignment}/{name}" for name in FILES.get(assignment, ())]
-            assert sorted(archive.namelist()) == sorted(expected)
+    ``<assignment>/<assignment>.ipynb``. The check of a notebook that saves a model grades
+    that model as the grader does (the student trained at the CPU size)."""
+    check, _ = printed_commands(nbformat.read(hub.with_models().notebook(assignment), as_version=4))
+    out = run_printed(check, hub.path, hub.env, 900)
+    assert "all pass" in out and f"checking {assignment}/{assignment}.ipynb" in out
+    if assignment == "03_training":
+        assert "test_saved_model_accuracy  passed   4.0/4    test accuracy on 1000 held-out maps" in out
+    if assignment == "05_sources":
+        assert re.search(r"test_saved_member_model +passed +4\.0/4 +purity on \d+ held-out maps with sources", out), out
 
 
-@pytest.mark.slow  # the hub fixture: every notebook answered, run and checked (minutes)
+def test_every_printed_hand_in_works_from_the_folder_a_hub_terminal_opens_in(hub):
+    for assignment in ASSIGNMENTS:
+        _, hand_in = printed_commands(nbformat.read(hub.with_models().notebook(assignment), as_version=4))
+        run_printed(hand_in, hub.path, hub.env, 300)
+        hand_in_holds_what_the_grader_takes(hub.path, assignment)
+
+
 def test_printed_commands_work_from_a_laptops_clone(hub, tmp_path):
     """On a laptop JupyterLab starts in the clone (docs/students.md): the released notebooks
     in ``notebooks/`` and the student's copies in ``my-work/``; the commands find the copy."""
-    home, env, executed = hub
+    hub.with_models()
     clone = tmp_path / "crsky"
     shutil.copytree(ROOT / "crsky", clone / "crsky", ignore=shutil.ignore_patterns("__pycache__"))
     for assignment in ASSIGNMENTS:
-        shutil.copytree(home / assignment, clone / "notebooks" / assignment, ignore=shutil.ignore_patterns("*.zip"))
-        shutil.copytree(home / assignment, clone / "my-work" / assignment, ignore=shutil.ignore_patterns("*.zip"))
-    for assignment, nb in executed.items():
-        check, hand_in = printed_commands(nb)
+        shutil.copytree(hub.path / assignment, clone / "notebooks" / assignment, ignore=shutil.ignore_patterns("*.zip"))
+        shutil.copytree(hub.path / assignment, clone / "my-work" / assignment, ignore=shutil.ignore_patterns("*.zip"))
+    for assignment in ASSIGNMENTS:
+        check, hand_in = printed_commands(nbformat.read(hub.notebook(assignment), as_version=4))
         if assignment == "01_sky":
-            run = subprocess.run(check, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
-            assert run.returncode == 0, f"{check}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-            assert "checking my-work/01_sky/01_sky.ipynb" in run.stdout
-        run = subprocess.run(hand_in, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=300)
-        assert run.returncode == 0 and not run.stderr, f"{hand_in}:\n{run.stdout}\n{run.stderr}"
+            assert "checking my-work/01_sky/01_sky.ipynb" in run_printed(check, clone, hub.env, 900)
+        run_printed(hand_in, clone, hub.env, 300)
         assert (clone / "my-work" / assignment / f"{assignment}.zip").is_file()
         assert not (clone / "notebooks" / assignment / f"{assignment}.zip").exists()
 
