@@ -241,23 +241,13 @@ def score_saved_member_model(path=MODEL_FILE, points=4, n_maps=None, check_maps=
     self-check, which give a cell ``crsky.limits.CELL_TIMEOUT_S``: there the first
     ``check_maps``, and a line says so. Under nbgrader's autograde nothing is scored here:
     the grader scores the submitted file outside the notebook, and this returns 0."""
-    import os
-
-    from crsky import experiment
     from crsky.baseline import member_baseline_scores
-    from crsky.grading.scoring import load_submitted_model
+    from crsky.grading.scoring import grader_scores_outside, load_submitted_model, public_maps_to_score
 
-    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
-        print("The grader scores your saved model outside this notebook, on hidden held-out maps; "
-              "your feedback shows the purity and the points.")
+    if grader_scores_outside("purity"):
         return 0
     model = load_submitted_model(path)
-    if n_maps is None and os.environ.get("NBGRADER_EXECUTION") == "validate":
-        n_maps = min(check_maps, experiment.HELD_OUT_MAPS)
-        print(f"Scored on the first {n_maps:,} of the {experiment.HELD_OUT_MAPS:,} public held-out maps, to fit "
-              "the time Validate and the self-check give a cell (the grader uses as many hidden maps; "
-              "run this cell in the notebook for all of them).")
-    x, truth = held_out_member_maps(n_maps or experiment.HELD_OUT_MAPS)
+    x, truth = held_out_member_maps(public_maps_to_score(n_maps, check_maps))
     score, result = score_member_model(model, x, truth, member_baseline_scores(public_member_baseline(), x),
                                        points=points)
     print(describe(result, len(x), round(score, 2), points))

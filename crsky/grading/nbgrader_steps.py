@@ -255,8 +255,9 @@ class ScoreSavedModel(NbGraderPreprocessor):
             if not spec or not answers.is_test(cell):
                 continue
             points = float(answers.nbgrader_meta(cell).get("points") or 0)
+            members_task = spec.get("task", "maps") == "members"
             try:
-                if spec.get("task", "maps") == "members":
+                if members_task:
                     found = score_member_file(folder / spec["model"], self.member_held_out(), points, self.sandboxed)
                 else:
                     held_out = self.held_out()
@@ -266,7 +267,7 @@ class ScoreSavedModel(NbGraderPreprocessor):
                 cell.outputs = [_error("ModelNotScored", str(error))]
                 continue
             score, measure, message = found
-            name = "purity" if spec.get("task") == "members" else "accuracy"
+            name = "purity" if members_task else "accuracy"
             measured[answers.nbgrader_meta(cell)["grade_id"]] = {name: measure, "points": score, "message": message}
             cell.outputs = [_stream(message + "\n")]
             if score is None:

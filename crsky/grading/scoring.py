@@ -118,6 +118,29 @@ def describe(accuracy, n_maps, score, points, full_marks_at, baseline):
             f"+ {experiment.FULL_MARKS_MARGIN:.3f})")
 
 
+def grader_scores_outside(measure):
+    """True under nbgrader's autograde, where the grader scores a saved model outside the
+    notebook: the cell says so (the feedback shows the ``measure`` and the points) and scores nothing."""
+    if os.environ.get("NBGRADER_EXECUTION") != "autograde":
+        return False
+    print("The grader scores your saved model outside this notebook, on hidden held-out maps; "
+          f"your feedback shows the {measure} and the points.")
+    return True
+
+
+def public_maps_to_score(n_maps=None, check_maps=1_000):
+    """How many public held-out maps a notebook's model cell scores: ``n_maps``, by default
+    all ``experiment.HELD_OUT_MAPS``, except under nbgrader's Validate and the self-check,
+    which give a cell ``crsky.limits.CELL_TIMEOUT_S``: there the first ``check_maps``, and a
+    line says so."""
+    if n_maps is None and os.environ.get("NBGRADER_EXECUTION") == "validate":
+        n_maps = min(check_maps, experiment.HELD_OUT_MAPS)
+        print(f"Scored on the first {n_maps:,} of the {experiment.HELD_OUT_MAPS:,} public held-out maps, to fit "
+              "the time Validate and the self-check give a cell (the grader uses as many hidden maps; "
+              "run this cell in the notebook for all of them).")
+    return n_maps or experiment.HELD_OUT_MAPS
+
+
 def score_saved_model(path=MODEL_FILE, points=4, preset=experiment.PRESET, n_maps=None, check_maps=1_000):
     """Score the model saved at ``path`` on the public held-out maps against the pair-count
     baseline on the same maps (:func:`full_marks_accuracy`, the grading rule); prints the
@@ -131,17 +154,10 @@ def score_saved_model(path=MODEL_FILE, points=4, preset=experiment.PRESET, n_map
 
     Under nbgrader's autograde nothing is scored here: the grader scores the submitted file
     outside the notebook, and this returns 0 so that no points come from inside the kernel."""
-    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
-        print("The grader scores your saved model outside this notebook, on hidden held-out maps; "
-              "your feedback shows the accuracy and the points.")
+    if grader_scores_outside("accuracy"):
         return 0
     model = load_submitted_model(path)
-    if n_maps is None and os.environ.get("NBGRADER_EXECUTION") == "validate":
-        n_maps = min(check_maps, experiment.HELD_OUT_MAPS)
-        print(f"Scored on the first {n_maps:,} of the {experiment.HELD_OUT_MAPS:,} public held-out maps, to fit "
-              "the time Validate and the self-check give a cell (the grader uses as many hidden maps; "
-              "run this cell in the notebook for all of them).")
-    x, y = held_out_maps(preset, n_maps=n_maps or experiment.HELD_OUT_MAPS)
+    x, y = held_out_maps(preset, n_maps=public_maps_to_score(n_maps, check_maps))
     probability = predict_signal_probability(model, x)
     accuracy = held_out_accuracy(probability, y)
     baseline = baseline_accuracy(x, y, preset)
