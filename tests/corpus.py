@@ -23,7 +23,7 @@ _NAME = re.compile(r"[A-Za-z0-9_-]+")
 @dataclasses.dataclass
 class Variant:
     name: str                 # unique, e.g. "01_layer_subclass_kernel"; used as the student id (letters, digits, _ and -)
-    assignment: str           # "01_sky" ... "04_graph"
+    assignment: str           # "01_sky" ... "05_sources"
     answers: dict             # grade_id of a solution cell -> the full source the student wrote there (no BEGIN/END SOLUTION lines)
     extra_cells: list = ()    # (where, source): where is "before:<grade_id>", "after:<grade_id>" or "end"; code cells the student added
     edits: dict = None        # grade_id of a NON-solution code cell (e.g. a test or set-up cell) -> replaced source (tampering with locked cells)

@@ -608,5 +608,73 @@ _add(name="o01_old_scan_false_alarms", assignment="01_sky",
              print(np.allclose(np.radians(to_lonlat(x[0, :3, :3])[1]), check[1]))
      """)})
 
+# ======================================================================= 05_sources
+_add(name="o05_conv_head_keras_loss", assignment="05_sources",
+     note="labels with np.where; a per-cosmic-ray head made of a 1x1 Conv1D and Flatten, ReLU layers, type "
+          "hints; the loss from keras.losses.binary_crossentropy on a column of probabilities",
+     answers={"cosmic_ray_labels": _src('''
+         def cosmic_ray_labels(source_id: np.ndarray) -> np.ndarray:
+             return np.where(np.asarray(source_id) < 0, 0.0, 1.0).astype("float32")
+     '''), "build_dgcnn_per_cr": _src('''
+         def build_dgcnn_per_cr(k: int = 10) -> keras.Model:
+             points, features = keras.Input((500, 3)), keras.Input((500, 4))
+             x = EnergyScaling()(features)
+             x = layers.ReLU()(EdgeConv(lambda a: edge_kernel(a, nodes=16), next_neighbors=k)([points, x]))
+             h = layers.ReLU()(EdgeConv(lambda a: textbook_kernel(a, nodes=16), next_neighbors=k)([x, x]))
+             x = layers.Concatenate()([x, h])
+             x = layers.Conv1D(1, 1, activation="sigmoid")(x)   # the same small network on every cosmic ray
+             return keras.Model([points, features], layers.Flatten()(x))
+     '''), "per_cr_loss": _src('''
+         from keras import ops
+
+
+         def per_cr_loss(targets, probabilities):
+             t = ops.reshape(ops.cast(targets, "float32"), (-1, 1))
+             p = ops.reshape(ops.cast(probabilities, "float32"), (-1, 1))
+             return ops.mean(keras.losses.binary_crossentropy(t, p))  # keras clips p to [1e-7, 1 - 1e-7]
+     ''')})
+_add(name="o05_layer_subclass_numpy_labels", assignment="05_sources",
+     note="labels by comparison and astype in two steps, a Dense head inside a Layer subclass of the student's, "
+          "%time around a definition, the loss with explicit clipping and keras.ops.log",
+     answers={"cosmic_ray_labels": _src('''
+         def cosmic_ray_labels(source_id):
+             from_source = np.asarray(source_id) > -1
+             return from_source.astype(np.float32)
+     '''), "build_dgcnn_per_cr": _src('''
+         class PerCosmicRay(keras.layers.Layer):
+             """Dense(16, relu) then Dense(1, sigmoid) on each cosmic ray's features: (batch, P, C) -> (batch, P)."""
+
+             def __init__(self, **kwargs):
+                 super().__init__(**kwargs)
+                 self.hidden = layers.Dense(16, activation="relu")
+                 self.out = layers.Dense(1, activation="sigmoid")
+
+             def call(self, x):
+                 return keras.ops.squeeze(self.out(self.hidden(x)), axis=-1)
+
+
+         %time _ = None
+
+         def build_dgcnn_per_cr():
+             points = layers.Input((500, 3))
+             features = layers.Input((500, 4))
+             x = EnergyScaling()(features)
+             for i, nodes in enumerate((16, 16)):
+                 kernel = edge_kernel if i == 0 else textbook_kernel
+                 x = EdgeConv(lambda a, n=nodes, f=kernel: f(a, nodes=n), next_neighbors=8)([points if i == 0 else x, x])
+                 x = layers.Activation("relu")(x)
+             return keras.Model([points, features], PerCosmicRay()(x))
+     '''), "per_cr_loss": _src('''
+         from keras import ops
+
+
+         def per_cr_loss(targets, probabilities):
+             eps = 1e-7
+             t = ops.cast(ops.reshape(targets, (-1,)), "float32")
+             p = ops.clip(ops.cast(ops.reshape(probabilities, (-1,)), "float32"), eps, 1.0 - eps)
+             losses = -t * ops.log(p) - (1.0 - t) * ops.log(1.0 - p)
+             return ops.sum(losses) / ops.cast(ops.size(losses), "float32")
+     ''')})
+
 NAMES = [v.name for v in VARIANTS]
 assert len(NAMES) == len(set(NAMES)), "variant names must be unique"

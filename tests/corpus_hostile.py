@@ -1178,6 +1178,32 @@ _add(name="h04_lying_graph", assignment="04_graph",
      at_most={"test_knn_graph": 0}, flagged=False,
      note="a DiGraph subclass whose number_of_edges and out_degree report k = 8 for a graph with 2 neighbours each")
 
+_add(name="h05_import_member_model", assignment="05_sources",
+     answers={"build_dgcnn_per_cr": _src('''
+         from crsky import models as _models
+
+         def build_dgcnn_per_cr():
+             return _models.build_member_model()
+     ''')},
+     at_most={"test_build_dgcnn_per_cr": 0}, flagged=True,
+     note="the answer is the package's own per-cosmic-ray DGCNN (crsky.models.build_member_model)")
+_add(name="h05_pooled_under_another_name", assignment="05_sources",
+     answers={"build_dgcnn_per_cr": _src('''
+         class Spread(layers.GlobalAveragePooling1D):
+             """The map's mean, under a name without "Pooling"."""
+
+         def build_dgcnn_per_cr():
+             points, features = layers.Input((500, 3)), layers.Input((500, 4))
+             x = EnergyScaling()(features)
+             x = layers.Activation("relu")(EdgeConv(lambda a: edge_kernel(a, nodes=16), next_neighbors=8)([points, x]))
+             x = layers.Activation("relu")(EdgeConv(lambda a: textbook_kernel(a, nodes=16), next_neighbors=8)([x, x]))
+             x = layers.Dense(1, activation="sigmoid")(Spread()(x))
+             return keras.Model([points, features], layers.Reshape((500,))(layers.RepeatVector(500)(x)))
+     ''')},
+     at_most={"test_build_dgcnn_per_cr": 0}, flagged=False,
+     note="one output per map repeated for its 500 cosmic rays, the pooling layer renamed: passes a check of the "
+          "permuted order and of the class name")
+
 # ============================================================ edited and deleted cells
 _add(name="h02_edit_locked_test", assignment="02_kernel",
      answers={"kernel_nn": KERNEL_WRONG_WIDTH},

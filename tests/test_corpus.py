@@ -44,17 +44,6 @@ CHEAP = {
 }
 
 
-# Answers the course package itself ships (crsky.sky, crsky.baseline.pair_counts, which the release
-# imports, crsky.models.textbook_kernel): the grader cannot tell a call of them from the student's
-# own work. That is the exercises' design to change, not the grader's.
-PACKAGE_ANSWERS = {"h01_import_package_answers", "h02_import_package_kernel"}
-# Answers whose objects lie about themselves (an int whose == is always True, an ndarray whose
-# comparisons are, a tensor or graph whose shape, count_params or out_degree lie): the
-# instructor's tests ask the answer's own objects. Their remedy is in the tests (int(...),
-# np.asarray(...), counting the weights, the edges themselves), not in the grader.
-TRUSTING_TESTS = {"h01_int_equal_to_everything", "h01_ndarray_comparisons_pass", "h03_type_renamed_model",
-                  "h03_instance_count_params", "h02_lying_tensor_class", "h02_shape_object", "h04_lying_graph",
-                  "h01_numpy_integer_true"}
 # A patch made from inside the answer while a test runs and undone before the test ends (by
 # the patch itself): the state before and after the test is the trusted one, so the run
 # compares nothing that differs. Not found by the protected test run yet.
@@ -66,10 +55,6 @@ UNAUDITED = {"h02_ctypes_zero_features"}
 
 def _param(variant):
     marks = [] if variant.name in CHEAP else [pytest.mark.slow]
-    if variant.name in PACKAGE_ANSWERS:
-        marks.append(pytest.mark.xfail(strict=True, reason="the course package ships this exercise's answer"))
-    if variant.name in TRUSTING_TESTS:
-        marks.append(pytest.mark.xfail(strict=True, reason="the notebook's test trusts the answer's own methods"))
     if variant.name in SELF_RESTORING:
         marks.append(pytest.mark.xfail(strict=True, reason="a patch undone before the test ends is not found"))
     if variant.name in UNAUDITED:

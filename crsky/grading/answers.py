@@ -123,7 +123,8 @@ def where(nb, index):
 
 
 def plan(source_nb, submitted_nb, timeout=120):
-    """The protected run's plan: ``{"steps": [{"kind", "id", "source", "where"}], "answer_names", "timeout"}``.
+    """The protected run's plan: ``{"steps": [{"kind", "id", "source", "where"}], "answer_names",
+    "course_answers", "timeout"}``.
 
     ``kind`` is ``setup``, ``helper`` (a student cell an answer needs), ``answer`` or ``test``;
     ``id`` the grade_id (tests, answers) or where the cell is. A missing answer cell runs as
@@ -171,7 +172,21 @@ def plan(source_nb, submitted_nb, timeout=120):
         elif is_test(cell) and not (cell.metadata.get("crsky") or {}).get("scored_by_grader"):
             steps.append({"kind": "test", "id": meta.get("grade_id"), "source": cell.source,
                           "where": meta.get("grade_id")})
-    return {"steps": steps, "answer_names": sorted(answer_names), "timeout": timeout}
+    return {"steps": steps, "answer_names": sorted(answer_names), "course_answers": course_answers(source_nb),
+            "timeout": timeout}
+
+
+def course_answers(source_nb):
+    """The course package's functions that answer an exercise of ``source_nb`` (the instructor's
+    notebook, never the student's copy): ``{"crsky.models.build_reference_model": "build_dgcnn"}``,
+    from the answer cells' metadata ``{"crsky": {"course_answers": [dotted names]}}``. The
+    protected run watches them: the student's answer calling one while a test runs is a finding."""
+    found = {}
+    for cell in source_nb.cells:
+        if is_answer(cell):
+            for dotted in (cell.metadata.get("crsky") or {}).get("course_answers") or ():
+                found[str(dotted)] = nbgrader_meta(cell).get("grade_id") or "?"
+    return found
 
 
 def _needed(source, before, provided, binders, included):

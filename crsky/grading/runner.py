@@ -19,8 +19,12 @@ other than by the answer itself:
   (``builtins`` and ``sys`` included), of ``sys.meta_path``, the signal handlers and the
   interval timers. After every student step it names each difference precisely (a
   *finding*) and puts the originals back, so the tests run against the real numpy, Keras,
-  networkx and course package. Attributes of classes are guarded by the audit hook
-  (``object.__setattr__`` on a class is recorded and undone).
+  networkx and course package. The classes those modules define are compared too (their
+  own dicts: Python 3.11 raises no audit event for ``Class.name = value``), and an
+  ``object.__setattr__`` on a class is recorded by the audit hook and undone.
+* **The main thread cannot be interrupted.** ``SIGINT`` is ignored before any cell runs (so
+  ``_thread.interrupt_main`` does nothing), and an exception that still reached the main
+  thread ends the process at once (``os._exit``), never through ``sys.excepthook``.
 * **What reaches below that is refused** while student code runs (audit hook, PEP 578):
   ``ctypes``, ``gc.get_objects``/``get_referrers``/``get_referents``, ``sys._current_frames``,
   ``sys.settrace``/``setprofile``, new audit hooks, threads, ``os.fork``, and rewriting the
@@ -29,6 +33,13 @@ other than by the answer itself:
   set-up's names (arrays copied into read-only buffers that cannot be made writable
   again) plus the answers' names; afterwards the namespace is checked: a name the
   student's code rebound during the test is a finding and fails the test.
+* **The course's own answers are watched.** The package ships code that answers some
+  exercises (the reference DGCNN, the textbook's kernel, the pair counts). The plan names
+  them (``course_answers``, from the instructor's answer cells' metadata); before any
+  student code runs, each such function gets a first line that raises an audit event
+  (its code object is replaced in place, so every reference to it, imported under any
+  name, runs that line). Called while a test runs from the student's code, it is a
+  finding that names the function and the exercise; a test's own call is not.
 * **One message per step.** The worker reports through a pipe; the main thread accepts a
   step as finished only when the worker thread is really back in its idle wait, and
   treats any other bytes on the pipe, or a pipe replaced by ``dup2``, as a finding.
@@ -223,6 +234,20 @@ def _compile_test(source, filename):
 
 
 def main():
+    """Run the plan; whatever goes wrong on the grader's thread ends the process without a word
+    (the grader reads the missing results as a failed run), never through ``sys.excepthook``."""
+    try:
+        _run()
+    except BaseException:  # noqa: BLE001 (KeyboardInterrupt, SystemExit, a forged error: all the same)
+        os._exit(5)
+
+
+def _run():
+    import signal
+
+    # A KeyboardInterrupt sent from the cells' thread (_thread.interrupt_main, pthread_kill) would
+    # surface on this thread, the grader's: ignored, it never arrives.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     plan = json.loads(sys.stdin.read())
     channel = os.dup(1)                          # the one way out; fd 1 and 2 go to a log file
     log = os.open("runner.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -263,13 +288,16 @@ def main():
     missing = object()
 
     trusted_code = [frozenset()]   # code objects of the libraries, known once the set-up has run
+    test_code = [frozenset()]      # code objects of the instructor's test cells (their comprehensions too)
+    in_test, answers_called = [False], []
     trusted_classes = [frozenset()]  # ids of the classes the loaded modules define, then
 
     def audit(event, args, _guard=guard, _ident=threading.get_ident, _worker=worker_ident, _blocked=BLOCKED_EVENTS,
               _internals=FUNCTION_INTERNALS, _recorded=recorded, _refused=refused, _type=type, _getattr=getattr,
               _isinstance=isinstance, _error=RuntimeError, _missing=missing, _frame=sys._getframe, _id=id,
               _trusted=trusted_code, _classes=trusted_classes, _is_memory_file=_is_memory_file,
-              _main=threading.main_thread().ident, _started=student_started):
+              _main=threading.main_thread().ident, _started=student_started, _in_test=in_test,
+              _test_code=test_code, _answers_called=answers_called):
         me = _ident()
         if me == _main or not _worker:
             return  # the grader's own thread, or the set-up before the cells' thread exists
@@ -278,6 +306,12 @@ def main():
         if me != _worker[0] and not _started[0]:
             return  # a library's thread, before any student code ran
         # From here: student code, or any thread once student code has run (threads it started).
+        if event == COURSE_ANSWER_EVENT:
+            if _in_test[0]:
+                caller = _student_caller(_frame(2), _trusted[0], _test_code[0])
+                if caller is not None:
+                    _answers_called.append((str(args[0]) if args else "?", caller))
+            return
         if event in _blocked or event.startswith("ctypes."):
             _refused.append(event)
             raise _error(f"the grader does not allow {event} in graded code")
@@ -350,15 +384,18 @@ def main():
         return result[1:], problems
 
     snapshot = handlers = meta_path = entries = None
+    class_items = ()
     for index, step in enumerate(steps):
         kind = step["kind"]
         if index == n_setup:
             _import_tests_modules(steps[n_setup:])
+            _watch_course_answers(plan.get("course_answers") or {})
             snapshot, base, handlers, meta_path, entries = _take_snapshot(state[0])
             known_threads = set(sys._current_frames())
             trusted_code[0], classes = _library_code(snapshot)
             trusted_classes[0] = frozenset(id(c) for c in classes)
             held_classes = classes  # noqa: F841 (kept alive: their ids stay theirs)
+            class_items = _snapshot_classes(classes)
             student = []
             for later in steps[n_setup:]:
                 compiled = (_compile_test(later["source"], f"<test {later.get('id')}>")
@@ -366,12 +403,15 @@ def main():
                 student.append((later["kind"], later["source"] if later["kind"] != "test" else "", compiled,
                                 tuple(base.items()) if later["kind"] == "test" else (), answers))
             student_box[0] = tuple(student)
+            test_code[0] = frozenset(_code_ids(code for entry in student if entry[2] is not None
+                                               for code in entry[2] if code is not None))
         idle.clear()
         guard[0] = kind != "setup"
+        in_test[0] = kind == "test"
         student_started[0] = student_started[0] or guard[0]
         os.write(command_write, b"%08d" % index)
         result, problems = wait_result(index, timeout)
-        guard[0] = False
+        guard[0] = in_test[0] = False
         # First, with nothing but bytecode, the builtins and this module's own names.
         findings = []
         for namespace, items in trusted_items:
@@ -384,9 +424,12 @@ def main():
         if refused:
             findings += [f"refused: {event}" for event in dict.fromkeys(refused)]
             refused.clear()
+        for label, caller in dict.fromkeys(answers_called):
+            findings.append(f"while the test ran, the student's code ({caller}) called {label}")
+        answers_called.clear()
         tampered_during_test = False
         if snapshot is not None:
-            changes = _restore(snapshot, handlers, meta_path, recorded, missing, entries)
+            changes = _restore(snapshot, handlers, meta_path, recorded, missing, entries, class_items)
             running = set(sys._current_frames()) - known_threads
             if running:  # it may act at any time, also while a later test runs: what it did cannot be told
                 changes.append(f"started {len(running)} thread(s) of its own that still run")
@@ -434,6 +477,78 @@ def _import_tests_modules(steps):
                     importlib.import_module(name)
                 except Exception:  # noqa: BLE001 (a name imported from a module, not a module)
                     pass
+
+
+COURSE_ANSWER_EVENT = "crsky.course_answer"
+AUDIT_NAME = "course_answer_audit"   # the name the watched functions' first line calls, in their module
+
+
+def _watch_course_answers(course_answers):
+    """Give each function ``course_answers`` names (``{"crsky.models.build_reference_model":
+    "build_dgcnn", ...}``: the package's code that answers an exercise) a first line that raises
+    :data:`COURSE_ANSWER_EVENT`. The function object stays the same (its ``__code__`` is
+    replaced, recompiled from its source with the same file name and line numbers): every
+    name it was imported under calls the watched code."""
+    import ast
+    import importlib
+    import inspect
+    import textwrap
+    import types
+
+    for dotted, exercise in sorted(course_answers.items()):
+        module_name, _, name = dotted.rpartition(".")
+        try:
+            module = importlib.import_module(module_name)
+            function = getattr(module, name)
+            code = function.__code__
+            tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        except Exception as error:  # noqa: BLE001 (a name that is not a plain function: say so in the log)
+            print(f"course answer {dotted} not watched: {type(error).__name__}: {error}", file=sys.stderr)
+            continue
+        definition = tree.body[0]
+        definition.decorator_list = []
+        label = f"{dotted} (the course's own answer to {exercise})"
+        line = ast.parse(f"{AUDIT_NAME}({COURSE_ANSWER_EVENT!r}, {label!r})").body[0]
+        ast.copy_location(line, definition.body[0])
+        for node in ast.walk(line):
+            ast.copy_location(node, definition.body[0])
+        definition.body.insert(0, line)
+        ast.increment_lineno(tree, code.co_firstlineno - definition.lineno)
+        compiled = compile(tree, code.co_filename, "exec")
+        new = next(c for c in compiled.co_consts if isinstance(c, types.CodeType) and c.co_name == code.co_name)
+        if new.co_freevars != code.co_freevars:
+            print(f"course answer {dotted} not watched: a closure", file=sys.stderr)
+            continue
+        vars(module).setdefault(AUDIT_NAME, sys.audit)
+        function.__globals__.setdefault(AUDIT_NAME, sys.audit)
+        function.__code__ = new
+
+
+def _student_caller(frame, library_code, test_code):
+    """Where the student's code called the frame's function: the first caller up the stack that
+    is neither a library's code nor a test's; None when a test called it (through libraries)."""
+    while frame is not None:
+        code = frame.f_code
+        if id(code) in test_code:
+            return None
+        if id(code) not in library_code:
+            name = code.co_name if code.co_name != "<module>" else "a cell"
+            return f"{name}, line {frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+def _code_ids(codes):
+    """ids of the code objects and of every code object nested in them (comprehensions, lambdas)."""
+    import types
+
+    found, todo = set(), list(codes)
+    while todo:
+        code = todo.pop()
+        if id(code) not in found:
+            found.add(id(code))
+            todo += [const for const in code.co_consts if isinstance(const, types.CodeType)]
+    return found
 
 
 def _take_snapshot(shell):
@@ -501,6 +616,75 @@ def _library_code(snapshot):
     return frozenset(found), tuple(classes)
 
 
+HEAP_TYPE = 1 << 9   # Py_TPFLAGS_HEAPTYPE: a class made by Python code (built-in types cannot be changed)
+# Names libraries add to or change in a class's own dict by themselves: copyreg's cache of slot
+# names, abc's registry, the docs of a lazily built class.
+BENIGN_CLASS_NAMES = frozenset({"__slotnames__", "__abstractmethods__", "__doc__", "__annotations__"})
+
+
+def _snapshot_classes(classes):
+    """((class, its dict, ((name, value), ...)), ...) for the classes the loaded modules define
+    that Python code can change. Python 3.11 raises no audit event for ``Class.name = value``
+    (``type.__setattr__``), so the classes' own dicts are compared after every student step."""
+    return tuple((cls, cls.__dict__, tuple(cls.__dict__.items())) for cls in classes
+                 if type.__dict__["__flags__"].__get__(cls) & HEAP_TYPE
+                 and not str(getattr(cls, "__module__", "")).endswith("_pb2"))  # protobuf's generated messages
+
+
+def _code_like(value):
+    """A function, method wrapper or property: what a class's behaviour is made of (not a cache)."""
+    import types
+
+    return isinstance(value, (types.FunctionType, property, classmethod, staticmethod))
+
+
+def _watched_class_change(name, old, new, missing):
+    """Whether a change of a class attribute is the student's business: any public name; a
+    private one only when code is replaced (libraries keep caches in private class attributes,
+    matplotlib's ``Path._unit_circle``)."""
+    if name in BENIGN_CLASS_NAMES or name.startswith("_abc_"):
+        return False
+    if not name.startswith("_") or (name.startswith("__") and name.endswith("__")):
+        return True
+    return (old is not missing and _code_like(old)) or (new is not missing and _code_like(new))
+
+
+def _restore_classes(class_items, missing, recorded=()):
+    """Name each attribute a student step set, replaced or deleted in a library's class, and
+    put the class back as it was. Changes the audit hook saw (``recorded``: it knows whether a
+    library made them) are left to :func:`_restore`."""
+    findings = []
+    seen = {(id(target), name) for target, name, *_ in recorded if isinstance(target, type)}
+    for cls, namespace, items in class_items:
+        if len(namespace) == len(items):
+            get = namespace.get
+            if all(get(name, missing) is value for name, value in items):
+                continue
+        label = f"{cls.__module__}.{cls.__qualname__}"
+        before = dict(items)
+        for name in [name for name in namespace if name not in before]:
+            # A new name matters when it hides one of a base class or is code; libraries add
+            # data of their own lazily (protobuf's enum values, caches).
+            if (id(cls), name) in seen or not _watched_class_change(name, missing, namespace[name], missing) or \
+                    not (_code_like(namespace[name]) or any(name in vars(base) for base in cls.__mro__[1:])):
+                continue
+            findings.append(f"set {label}.{name} (an attribute of a library's class)")
+            try:
+                type.__delattr__(cls, name)
+            except (AttributeError, TypeError):
+                pass
+        for name, value in items:
+            now = namespace.get(name, missing)
+            if now is value or (id(cls), name) in seen or not _watched_class_change(name, value, now, missing):
+                continue
+            findings.append(f"{'deleted' if now is missing else 'replaced'} {label}.{name} (an attribute of a library's class)")
+            try:
+                type.__setattr__(cls, name, value)
+            except (AttributeError, TypeError):
+                pass
+    return findings
+
+
 def _benign(old, new):
     """Changes libraries make by themselves: lazy modules resolved, caches."""
     import types
@@ -509,11 +693,11 @@ def _benign(old, new):
         type(old).__name__ in ("LazyLoader", "LazyModule", "_LazyModule")
 
 
-def _restore(snapshot, handlers, meta_path, recorded, missing, entries=()):
+def _restore(snapshot, handlers, meta_path, recorded, missing, entries=(), class_items=()):
     """Name every difference from the trusted state and put the originals back."""
     import signal
 
-    findings = []
+    findings = _restore_classes(class_items, missing, recorded)
     for module_name, namespace, items in snapshot:
         get = namespace.get
         for name, value in items:
