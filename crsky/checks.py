@@ -23,19 +23,21 @@ where the object's behaviour comes from:
 Each raises ``AssertionError`` with a sentence a student can act on, so a test that uses
 them fails like any other assert. The functions here are the course's, imported by the
 test cells: the grader's protected run (crsky.grading.runner) puts them back if a
-student's cell replaced them.
+student's cell replaced them. Keras is imported only by the functions that read Keras objects
+(notebook 1 runs without it).
 """
 
-import keras
+import functools
+
 import numpy as np
 
+@functools.cache
 def _functional_class():
     """The class ``keras.Model(inputs, outputs)`` makes (Keras's Functional), without naming its private module."""
+    import keras
+
     inputs = keras.Input((1,))
     return type(keras.Model(inputs, keras.layers.Identity()(inputs)))
-
-
-_FUNCTIONAL = _functional_class()
 # What a functional model's class may define itself: how it is built and saved.
 _ALLOWED_OVERRIDES = frozenset({"__init__", "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__",
                                 "__firstlineno__", "__static_attributes__", "__annotations__", "__slotnames__",
@@ -91,6 +93,8 @@ def _variables(layer, seen):
 
 
 def _size(variable):
+    import keras
+
     return int(np.asarray(keras.ops.convert_to_numpy(variable)).size)
 
 
@@ -101,6 +105,8 @@ class Network:
     ``input_shapes``, ``output_shapes``: lists of tuples such as ``(None, 500, 3)``."""
 
     def __init__(self, inputs, outputs, rebuilt):
+        import keras
+
         self.inputs, self.outputs, self._model = tuple(inputs), tuple(outputs), rebuilt
         self.layers = tuple(operation for operation in _instance_dict(rebuilt)["_operations"]
                             if issubclass(type(operation), keras.layers.Layer))
@@ -139,6 +145,8 @@ class Network:
     def predict(self, inputs):
         """The graph's output on ``inputs`` (numpy, inference mode), computed by a model Keras
         rebuilt over the same layers: shape ``(batch, ...)`` of the first output."""
+        import keras
+
         out = self._model(inputs, training=False)
         first = out[0] if isinstance(out, (list, tuple)) else out
         return np.asarray(keras.ops.convert_to_numpy(first))
@@ -149,10 +157,13 @@ def network(model, what="the model"):
     :class:`Network`. Raises AssertionError, naming ``what``, for anything else: an object that
     is not a functional model, a class that redefines Keras's own attributes, an object that
     carries its own attributes over Keras's methods."""
-    if not issubclass(type(model), _FUNCTIONAL):
+    import keras
+
+    functional = _functional_class()
+    if not issubclass(type(model), functional):
         raise AssertionError(f"{what} should be a functional keras.Model(inputs, outputs), got a "
                              f"{type(model).__module__}.{type(model).__qualname__}")
-    redefined = _class_redefinitions(model, _FUNCTIONAL)
+    redefined = _class_redefinitions(model, functional)
     if redefined:
         raise AssertionError(f"{what}'s class {type(model).__qualname__} redefines Keras's own "
                              f"{', '.join(redefined)}: the tests read the network itself; build it with "
@@ -181,6 +192,8 @@ def compiled_optimizer(model, what="the model"):
 
 def symbolic_shape(tensor, what="the output"):
     """``tuple`` shape of a Keras symbolic tensor (``keras.KerasTensor`` exactly)."""
+    import keras
+
     if type(tensor) is not keras.KerasTensor:
         raise AssertionError(f"{what} should be the symbolic tensor a Keras layer returns (keras.KerasTensor), "
                              f"got a {type(tensor).__module__}.{type(tensor).__qualname__}")

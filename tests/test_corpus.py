@@ -44,10 +44,6 @@ CHEAP = {
 }
 
 
-# A patch made from inside the answer while a test runs and undone before the test ends (by
-# the patch itself): the state before and after the test is the trusted one, so the run
-# compares nothing that differs. Not found by the protected test run yet.
-SELF_RESTORING = {"h03_calltime_patch_self_restoring", "h02_patch_numpy_internals"}
 # ctypes.memset over the tests' read-only data from inside the answer: Python 3.11 raises no audit
 # event for it (ctypes is loaded by the libraries before any student code). Not found yet.
 UNAUDITED = {"h02_ctypes_zero_features"}
@@ -55,8 +51,6 @@ UNAUDITED = {"h02_ctypes_zero_features"}
 
 def _param(variant):
     marks = [] if variant.name in CHEAP else [pytest.mark.slow]
-    if variant.name in SELF_RESTORING:
-        marks.append(pytest.mark.xfail(strict=True, reason="a patch undone before the test ends is not found"))
     if variant.name in UNAUDITED:
         marks.append(pytest.mark.xfail(strict=True, reason="ctypes.memset raises no audit event"))
     return pytest.param(variant, id=variant.name, marks=marks)

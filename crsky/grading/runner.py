@@ -40,6 +40,10 @@ other than by the answer itself:
   (its code object is replaced in place, so every reference to it, imported under any
   name, runs that line). Called while a test runs from the student's code, it is a
   finding that names the function and the exercise; a test's own call is not.
+* **Checked when each answer returns.** A test calls the answers through a wrapper: when a
+  call returns, the trusted state is compared and put back right away, so a patch the
+  answer makes and would undo itself later (after the test's next comparison) is found and
+  gone before the test compares anything.
 * **One message per step.** The worker reports through a pipe; the main thread accepts a
   step as finished only when the worker thread is really back in its idle wait, and
   treats any other bytes on the pipe, or a pipe replaced by ``dup2``, as a finding.
@@ -49,6 +53,7 @@ notebook's test points are withheld for review, with each finding's words.
 """
 
 import builtins
+import functools
 import json
 import os
 import select
@@ -134,7 +139,7 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
     user = shell.user_ns
     state.append(shell)
     n_setup = _len(setup_steps)
-    student_steps = None
+    student_steps = check_state = None
     _set_idle()
     while True:
         header = _read(commands, 8)
@@ -146,6 +151,7 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
         else:
             if student_steps is None:
                 student_steps = student_box[0]     # taken once, before any student code runs
+                check_state = student_box[1]
             kind, source, compiled, base, answers = student_steps[index - n_setup]
         stdout, stderr = StepBuffer(), StepBuffer()
         _sys.stdout, _sys.stderr = stdout, stderr
@@ -155,7 +161,9 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
                 namespace = _dict(base)
                 for name in answers:
                     if name in user:
-                        namespace[name] = user[name]
+                        answer = user[name]
+                        namespace[name] = (_checked_call(answer, check_state)
+                                           if callable(answer) and not _isinstance(answer, _type) else answer)
                 test_builtins = namespace["__builtins__"] = _dict(_builtins_items)
                 before = _tuple(namespace.items())
                 _exec(compiled[0], namespace)
@@ -183,6 +191,18 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
                              "", "", ()))
         _set_idle()
         _write(results, b"%08d" % _len(message) + message)
+
+
+def _checked_call(function, check_state):
+    """The answer ``function`` as a test calls it: when the call returns (or raises), the trusted
+    state is compared and put back at once (``check_state``), so a patch the answer made, and
+    would undo itself later in the test, is gone before the test's next comparison."""
+    def answer(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            check_state()
+    return answer
 
 
 def _is_memory_file(path, _fsdecode=os.fsdecode, _split=os.path.split, _normpath=os.path.normpath):
@@ -290,6 +310,7 @@ def _run():
     trusted_code = [frozenset()]   # code objects of the libraries, known once the set-up has run
     test_code = [frozenset()]      # code objects of the instructor's test cells (their comprehensions too)
     in_test, answers_called = [False], []
+    inside_findings = []           # what the answers changed while a test ran, found when each call returned
     trusted_classes = [frozenset()]  # ids of the classes the loaded modules define, then
 
     def audit(event, args, _guard=guard, _ident=threading.get_ident, _worker=worker_ident, _blocked=BLOCKED_EVENTS,
@@ -403,6 +424,8 @@ def _run():
                 student.append((later["kind"], later["source"] if later["kind"] != "test" else "", compiled,
                                 tuple(base.items()) if later["kind"] == "test" else (), answers))
             student_box[0] = tuple(student)
+            student_box.append(functools.partial(_check_inside_test, inside_findings, snapshot, handlers, meta_path,
+                                                 recorded, missing, entries, class_items))
             test_code[0] = frozenset(_code_ids(code for entry in student if entry[2] is not None
                                                for code in entry[2] if code is not None))
         idle.clear()
@@ -433,6 +456,8 @@ def _run():
             running = set(sys._current_frames()) - known_threads
             if running:  # it may act at any time, also while a later test runs: what it did cannot be told
                 changes.append(f"started {len(running)} thread(s) of its own that still run")
+            changes += inside_findings
+            inside_findings.clear()
             findings += changes
             tampered_during_test = kind == "test" and bool(changes or problems)
         if result is None:
@@ -549,6 +574,15 @@ def _code_ids(codes):
             found.add(id(code))
             todo += [const for const in code.co_consts if isinstance(const, types.CodeType)]
     return found
+
+
+STEP_STREAMS = frozenset({("sys", "stdout"), ("sys", "stderr")})  # the step's own output capture
+
+
+def _check_inside_test(findings, *state):
+    """Compare with the trusted state and put it back, from the cells' thread while a test runs
+    (signal handlers can only be put back by the main thread, after the step)."""
+    findings.extend(f"while a test ran: {change}" for change in _restore(*state, skip=STEP_STREAMS, inside=True))
 
 
 def _take_snapshot(shell):
@@ -693,8 +727,11 @@ def _benign(old, new):
         type(old).__name__ in ("LazyLoader", "LazyModule", "_LazyModule")
 
 
-def _restore(snapshot, handlers, meta_path, recorded, missing, entries=(), class_items=()):
-    """Name every difference from the trusted state and put the originals back."""
+def _restore(snapshot, handlers, meta_path, recorded, missing, entries=(), class_items=(), skip=frozenset(),
+             inside=False):
+    """Name every difference from the trusted state and put the originals back (but for the
+    ``(module, name)`` pairs in ``skip``). ``inside``: called while a test runs, when the
+    attribute stores the audit hook recorded are left for after the step."""
     import signal
 
     findings = _restore_classes(class_items, missing, recorded)
@@ -702,7 +739,7 @@ def _restore(snapshot, handlers, meta_path, recorded, missing, entries=(), class
         get = namespace.get
         for name, value in items:
             now = get(name, missing)
-            if now is value:
+            if now is value or (module_name, name) in skip:
                 continue
             if name.startswith(BENIGN_PREFIXES) or (now is not missing and _benign(value, now)):
                 continue
@@ -712,7 +749,7 @@ def _restore(snapshot, handlers, meta_path, recorded, missing, entries=(), class
             where = "builtins" if module_name == "builtins" else module_name
             findings.append(f"{'deleted' if now is missing else 'replaced'} {where}.{name}")
             namespace[name] = value
-    while recorded:
+    while recorded and not inside:  # inside a test, a library's own changes (recorded) are left to run their course
         target, name, old, event, by_library = recorded.pop()
         label = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}.{name}"
         if not by_library and not name.startswith("_abc_"):
