@@ -28,8 +28,10 @@ student's cell replaced them. Keras is imported only by the functions that read 
 """
 
 import functools
+import types
 
 import numpy as np
+
 
 @functools.cache
 def _functional_class():
@@ -38,6 +40,8 @@ def _functional_class():
 
     inputs = keras.Input((1,))
     return type(keras.Model(inputs, keras.layers.Identity()(inputs)))
+
+
 # What a functional model's class may define itself: how it is built and saved.
 _ALLOWED_OVERRIDES = frozenset({"__init__", "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__",
                                 "__firstlineno__", "__static_attributes__", "__annotations__", "__slotnames__",
@@ -49,7 +53,7 @@ def _instance_dict(obj):
     (a ``__dict__`` property of the object's class cannot change what comes back)."""
     for cls in reversed(type.__dict__["__mro__"].__get__(type(obj))):
         descriptor = type.__dict__["__dict__"].__get__(cls).get("__dict__")
-        if descriptor is not None and type(descriptor).__name__ == "getset_descriptor":
+        if type(descriptor) is types.GetSetDescriptorType:
             return descriptor.__get__(obj)
     raise AssertionError(f"a {type(obj).__name__} has no attributes of its own")
 

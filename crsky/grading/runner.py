@@ -122,7 +122,7 @@ def _snapshot_modules():
 def _worker(commands, results, state, student_box, setup_steps, _set_idle,
             _read=os.read, _write=os.write, _exec=exec, _eval=eval, _type=type, _str=str,
             _isinstance=isinstance, _float=float, _int=int, _bool=bool, _len=len, _dict=dict, _tuple=tuple,
-            _base_exc=BaseException, _sys=sys, _builtins_items=tuple(vars(builtins).items())):
+            _base_exc=BaseException, _sys=sys, _builtins_items=tuple(vars(builtins).items()), _callable=callable):
     """The worker thread: runs the step whose index each command names, until index -1.
 
     Everything it uses is bound here, before any student code runs: rebinding names of a
@@ -139,7 +139,7 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
     user = shell.user_ns
     state.append(shell)
     n_setup = _len(setup_steps)
-    student_steps = check_state = None
+    student_steps = wrap_answer = check_state = None
     _set_idle()
     while True:
         header = _read(commands, 8)
@@ -151,7 +151,7 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
         else:
             if student_steps is None:
                 student_steps = student_box[0]     # taken once, before any student code runs
-                check_state = student_box[1]
+                wrap_answer, check_state = student_box[1]
             kind, source, compiled, base, answers = student_steps[index - n_setup]
         stdout, stderr = StepBuffer(), StepBuffer()
         _sys.stdout, _sys.stderr = stdout, stderr
@@ -162,8 +162,8 @@ def _worker(commands, results, state, student_box, setup_steps, _set_idle,
                 for name in answers:
                     if name in user:
                         answer = user[name]
-                        namespace[name] = (_checked_call(answer, check_state)
-                                           if callable(answer) and not _isinstance(answer, _type) else answer)
+                        namespace[name] = (wrap_answer(answer, check_state)
+                                           if _callable(answer) and not _isinstance(answer, _type) else answer)
                 test_builtins = namespace["__builtins__"] = _dict(_builtins_items)
                 before = _tuple(namespace.items())
                 _exec(compiled[0], namespace)
@@ -283,6 +283,7 @@ def _run():
     # What the main thread itself must find unchanged: the builtins and this module's names.
     trusted_items = ((builtins_dict, tuple(builtins_dict.items())), (own_globals, tuple(own_globals.items())))
     channel_id = os.fstat(channel)
+    restore_trusted = _restore_trusted  # a local: what a student rebinds in this module cannot reach it
 
     def send(record):
         now = os.fstat(channel)
@@ -424,8 +425,9 @@ def _run():
                 student.append((later["kind"], later["source"] if later["kind"] != "test" else "", compiled,
                                 tuple(base.items()) if later["kind"] == "test" else (), answers))
             student_box[0] = tuple(student)
-            student_box.append(functools.partial(_check_inside_test, inside_findings, snapshot, handlers, meta_path,
-                                                 recorded, missing, entries, class_items))
+            student_box.append((_checked_call, functools.partial(
+                _check_inside_test, inside_findings, restore_trusted, trusted_items, builtins_dict, missing,
+                (snapshot, handlers, meta_path, recorded, missing, entries, class_items))))
             test_code[0] = frozenset(_code_ids(code for entry in student if entry[2] is not None
                                                for code in entry[2] if code is not None))
         idle.clear()
@@ -436,13 +438,7 @@ def _run():
         result, problems = wait_result(index, timeout)
         guard[0] = in_test[0] = False
         # First, with nothing but bytecode, the builtins and this module's own names.
-        findings = []
-        for namespace, items in trusted_items:
-            for name, value in items:
-                if namespace.get(name, missing) is not value:
-                    namespace[name] = value
-                    findings.append(f"replaced builtins.{name}" if namespace is builtins_dict else
-                                    f"changed the grader's own {name}")
+        findings = restore_trusted(trusted_items, builtins_dict, missing)
         findings += problems
         if refused:
             findings += [f"refused: {event}" for event in dict.fromkeys(refused)]
@@ -579,10 +575,26 @@ def _code_ids(codes):
 STEP_STREAMS = frozenset({("sys", "stdout"), ("sys", "stderr")})  # the step's own output capture
 
 
-def _check_inside_test(findings, *state):
-    """Compare with the trusted state and put it back, from the cells' thread while a test runs
+def _restore_trusted(trusted_items, builtins_dict, missing):
+    """Put back the builtins and this module's own names, with nothing but bytecode and dict
+    methods; one finding per name that had changed."""
+    findings = []
+    for namespace, items in trusted_items:
+        for name, value in items:
+            if namespace.get(name, missing) is not value:
+                namespace[name] = value
+                findings.append(f"replaced builtins.{name}" if namespace is builtins_dict else
+                                f"changed the grader's own {name}")
+    return findings
+
+
+def _check_inside_test(findings, restore_trusted, trusted_items, builtins_dict, missing, state):
+    """Compare with the trusted state and put it back, from the cells' thread while a test runs:
+    first this module's own names (which :func:`_restore` is looked up by), then the rest
     (signal handlers can only be put back by the main thread, after the step)."""
-    findings.extend(f"while a test ran: {change}" for change in _restore(*state, skip=STEP_STREAMS, inside=True))
+    changes = restore_trusted(trusted_items, builtins_dict, missing)
+    changes += _restore(*state, skip=STEP_STREAMS, inside=True)
+    findings.extend(f"while a test ran: {change}" for change in changes)
 
 
 def _take_snapshot(shell):
@@ -615,22 +627,14 @@ def _library_code(snapshot):
     define (those whose attributes the audit hook guards)."""
     import types
 
-    found, seen = set(), set()
-
-    def add_code(code):
-        if id(code) in found:
-            return
-        found.add(id(code))
-        for const in code.co_consts:
-            if isinstance(const, types.CodeType):
-                add_code(const)
+    codes, seen = [], set()
 
     def add(value, depth):
         if id(value) in seen:
             return
         seen.add(id(value))
         if isinstance(value, types.FunctionType):
-            add_code(value.__code__)
+            codes.append(value.__code__)
         elif isinstance(value, (staticmethod, classmethod)):
             add(value.__func__, depth)
         elif isinstance(value, property):
@@ -647,7 +651,7 @@ def _library_code(snapshot):
     for _, _, items in snapshot:
         for _, value in items:
             add(value, 0)
-    return frozenset(found), tuple(classes)
+    return frozenset(_code_ids(codes)), tuple(classes)
 
 
 HEAP_TYPE = 1 << 9   # Py_TPFLAGS_HEAPTYPE: a class made by Python code (built-in types cannot be changed)
