@@ -10,7 +10,8 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 
 from crsky import limits
-from crsky.grading.nbgrader_steps import FlagForReview, ForgetUnknownCells, ProtectedExecute, ScoreSavedModel
+from crsky.grading.nbgrader_steps import (FlagForReview, ForgetUnknownCells, ProtectedExecute, ScoreSavedModel,
+                                          StartScoring)
 from crsky.grading.seed import DEFAULT_SEED_FILE
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
@@ -50,9 +51,11 @@ c.ExecutePreprocessor.kernel_name = "python3"
 c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateIds, OverwriteKernelspec, ForgetUnknownCells, OverwriteCells, CheckCellMetadata,
 ]
+# StartScoring begins scoring the saved model while ProtectedExecute runs the notebook;
+# ScoreSavedModel collects the result (both take ScoreSavedModel's settings)
 c.Autograde.autograde_preprocessors = [
-    ProtectedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, ScoreSavedModel, SaveAutoGrades,
-    FlagForReview, AssignLatePenalties, CheckCellMetadata,
+    StartScoring, ProtectedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, ScoreSavedModel,
+    SaveAutoGrades, FlagForReview, AssignLatePenalties, CheckCellMetadata,
 ]
 # nbgrader's own commands simulate the held-out maps from the instructor's seed file
 # (python -m crsky.grading.seed new); the pipeline passes its own maps instead.

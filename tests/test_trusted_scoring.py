@@ -92,3 +92,49 @@ def test_a_member_model_that_cannot_be_scored_gets_nothing_and_says_why(sky, bro
 def test_the_scoring_process_refuses_an_unknown_task(tmp_path):
     with pytest.raises(ValueError, match="task must be one of"):
         scoring.predict_file(GOOD_MODEL, tmp_path / "maps.npy", tmp_path / "out.npy", task="regression")
+
+
+def _score_notebook_3(steps, folder, held_out_file):
+    """Notebook 3's answered notebook through the preprocessors ``steps`` (in order), as autograde
+    runs them on a submission in ``folder``; returns the scored cell and the notebook's verdict."""
+    from nbgrader.preprocessors import NbGraderPreprocessor
+    from traitlets.config import Config
+
+    from crsky.grading import answers
+    from crsky.grading.samples import answered
+
+    config = Config()
+    config.CourseDirectory.root = str(COURSE_ROOT)
+    config.CourseDirectory.source_directory = "solutions"
+    config.ScoreSavedModel.held_out_file = str(held_out_file)
+    config.ScoreSavedModel.sandboxed = SANDBOXED
+    nb = answered("03_training")
+    resources = {"nbgrader": {"assignment": "03_training", "notebook": "03_training"},
+                 "metadata": {"path": str(folder)}}
+    for step in steps:
+        assert issubclass(step, NbGraderPreprocessor)
+        nb, resources = step(config=config).preprocess(nb, resources)
+    (cell,) = [c for c in nb.cells if answers.nbgrader_meta(c).get("grade_id") == "test_saved_model_accuracy"]
+    assert nbgrader_steps.PENDING_KEY not in resources, "the collecting step leaves no scoring behind"
+    return cell, nb.metadata.get(nbgrader_steps.REVIEW_KEY, {})
+
+
+def test_scoring_begun_before_the_protected_run_gives_what_scoring_after_it_gives(sky, tmp_path):
+    """StartScoring (before ProtectedExecute) scores in a thread, ScoreSavedModel collects: the
+    same output and points as ScoreSavedModel alone; a configuration error reaches the cell."""
+    import shutil
+
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    shutil.copy(GOOD_MODEL, folder / "dgcnn.keras")
+    held_out = tmp_path / "held-out.npz"
+    np.savez(held_out, maps=sky["data"], labels=sky["label"], baseline=np.float64(0.7))
+    alone = _score_notebook_3([nbgrader_steps.ScoreSavedModel], folder, held_out)
+    begun = _score_notebook_3([nbgrader_steps.StartScoring, nbgrader_steps.ScoreSavedModel], folder, held_out)
+    assert begun == alone
+    cell, verdict = begun
+    assert cell.outputs[-1]["output_type"] == "execute_result"
+    assert verdict["scored"]["test_saved_model_accuracy"]["points"] == float(cell.outputs[-1]["data"]["text/plain"])
+    missing = tmp_path / "no-such-held-out.npz"
+    cell, _ = _score_notebook_3([nbgrader_steps.StartScoring, nbgrader_steps.ScoreSavedModel], folder, missing)
+    assert [o.get("ename") for o in cell.outputs] == ["ModelNotScored"], cell.outputs

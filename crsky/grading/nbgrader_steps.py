@@ -27,7 +27,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import nbformat
@@ -39,6 +41,7 @@ from crsky.grading import answers, sandbox
 
 REVIEW_KEY = "crsky"          # notebook metadata: {"crsky": {"review": [...], "withheld": [...]}}
 NOT_RUN_NOTE = "(not run by the grader: no answer needs this cell)\n"
+PENDING_KEY = "crsky_scoring"  # resources: the scorings StartScoring began, by grade_id, for ScoreSavedModel
 
 
 def package_paths():
@@ -245,44 +248,64 @@ class ScoreSavedModel(NbGraderPreprocessor):
     sandboxed = Bool(True, help="score in the bubblewrap sandbox").tag(config=True)
 
     _cache = {}
+    _lock = threading.RLock()
 
     def preprocess(self, nb, resources):
-        folder = Path(resources.get("metadata", {}).get("path") or ".")
-        scored = answers.scored_by_grader(_source_notebook(self.config, resources))
+        pending = resources.pop(PENDING_KEY, {})
         measured = {}
-        for cell in nb.cells:
-            spec = scored.get(answers.nbgrader_meta(cell).get("grade_id"))
-            if not spec or not answers.is_test(cell):
-                continue
-            points = float(answers.nbgrader_meta(cell).get("points") or 0)
-            members_task = spec.get("task", "maps") == "members"
+        for cell, spec, points in self._scored_cells(nb, resources):
+            grade_id = answers.nbgrader_meta(cell)["grade_id"]
+            job = pending.pop(grade_id, None)
             try:
-                if members_task:
-                    found = score_member_file(folder / spec["model"], self.member_held_out(), points, self.sandboxed)
-                else:
-                    held_out = self.held_out()
-                    found = score_model_file(folder / spec["model"], held_out["maps"], held_out["labels"], points,
-                                             held_out["full_marks_at"], held_out["baseline"], self.sandboxed)
+                found = job.result() if job is not None else self.score(spec, self._folder(resources), points)
             except ValueError as error:
                 cell.outputs = [_error("ModelNotScored", str(error))]
                 continue
             score, measure, message = found
-            name = "purity" if members_task else "accuracy"
-            measured[answers.nbgrader_meta(cell)["grade_id"]] = {name: measure, "points": score, "message": message}
+            name = "purity" if spec.get("task", "maps") == "members" else "accuracy"
+            measured[grade_id] = {name: measure, "points": score, "message": message}
             cell.outputs = [_stream(message + "\n")]
             if score is None:
                 cell.outputs.append(_error("ModelNotScored", message))
             else:
                 cell.outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": repr(score)},
                                                            execution_count=None))
+        for job in pending.values():  # a cell the notebook no longer has: wait, so no process outlives the step
+            job.exception()
         if measured:
             nb.metadata.setdefault(REVIEW_KEY, {})["scored"] = measured
         return nb, resources
+
+    @staticmethod
+    def _folder(resources):
+        return Path(resources.get("metadata", {}).get("path") or ".")
+
+    def _scored_cells(self, nb, resources):
+        """``(cell, spec, points)`` of every test cell whose saved model the grader scores."""
+        scored = answers.scored_by_grader(_source_notebook(self.config, resources))
+        for cell in nb.cells:
+            spec = scored.get(answers.nbgrader_meta(cell).get("grade_id"))
+            if spec and answers.is_test(cell):
+                yield cell, spec, float(answers.nbgrader_meta(cell).get("points") or 0)
+
+    def score(self, spec, folder, points):
+        """``(points, measure, message)`` of the model file ``spec["model"]`` in ``folder``
+        (points and measure None when it cannot be scored). Raises ValueError when no
+        held-out maps are configured."""
+        if spec.get("task", "maps") == "members":
+            return score_member_file(folder / spec["model"], self.member_held_out(), points, self.sandboxed)
+        held_out = self.held_out()
+        return score_model_file(folder / spec["model"], held_out["maps"], held_out["labels"], points,
+                                held_out["full_marks_at"], held_out["baseline"], self.sandboxed)
 
     def held_out(self):
         """The held-out simulation, cached for this process: a dict of ``maps`` ``(n, 500, 4)``,
         ``labels`` ``(n,)``, ``source_id`` ``(n, 500)``, ``baseline`` (the pair-count accuracy
         on them) and ``full_marks_at``. Raises ValueError when none was configured."""
+        with self._lock:  # the start step's thread and the collecting step may both ask
+            return self._held_out()
+
+    def _held_out(self):
         import numpy as np
 
         from crsky import experiment
@@ -292,11 +315,16 @@ class ScoreSavedModel(NbGraderPreprocessor):
         if key in self._cache:
             return self._cache[key]
         if self.held_out_file:
-            with np.load(self.held_out_file, allow_pickle=False) as data:
-                found = {"maps": data["maps"], "labels": data["labels"], "baseline": float(data["baseline"]),
-                         "source_id": data["source_id"] if "source_id" in data.files else None,
-                         "member_baseline_scores": (data["member_baseline_scores"]
-                                                    if "member_baseline_scores" in data.files else None)}
+            try:
+                with np.load(self.held_out_file, allow_pickle=False) as data:
+                    found = {"maps": data["maps"], "labels": data["labels"], "baseline": float(data["baseline"]),
+                             "source_id": data["source_id"] if "source_id" in data.files else None,
+                             "member_baseline_scores": (data["member_baseline_scores"]
+                                                        if "member_baseline_scores" in data.files else None)}
+            except (OSError, KeyError, ValueError) as error:
+                raise ValueError(f"the grader's held-out maps {self.held_out_file} cannot be read "
+                                 f"({type(error).__name__}: {error}): expected an .npz with maps, labels and baseline, as "
+                                 "python -m crsky.grading writes it") from error
         elif self.seed_file and Path(self.seed_file).expanduser().exists():
             from crsky.course import COURSE_ROOT
             from crsky.grading.seed import read_seed_file
@@ -323,6 +351,10 @@ class ScoreSavedModel(NbGraderPreprocessor):
         """The per-cosmic-ray task on the held-out maps with sources, cached: a dict of ``maps``
         ``(m, 500, 4)``, ``truth`` ``(m, 500)`` and ``baseline_scores`` ``(m, 500)`` (the classical
         member baseline fitted on the public training maps, :func:`crsky.members.public_member_baseline`)."""
+        with self._lock:
+            return self._member_held_out()
+
+    def _member_held_out(self):
         key = ("members", self.held_out_file, self.seed_file, self.n_maps)
         if key not in self._cache:
             import numpy as np
@@ -342,6 +374,37 @@ class ScoreSavedModel(NbGraderPreprocessor):
             self._cache[key] = {"maps": maps, "truth": members.member_targets(held_out["source_id"][signal]),
                                 "baseline_scores": baseline_scores}
         return self._cache[key]
+
+
+class StartScoring(ScoreSavedModel):
+    """Begin :class:`ScoreSavedModel`'s scoring before the protected run, in a thread.
+
+    Listed before ``ProtectedExecute``: the submitted model file is scored while the
+    notebook's answers and tests run (each in its own sandboxed process, so on two cores a
+    notebook costs the longer of the two, not their sum). ``ScoreSavedModel`` later waits for
+    the result and writes it; without this step it scores on its own. Takes the configuration
+    of ``ScoreSavedModel`` (``held_out_file``, ``seed_file``, ``n_maps``, ``sandboxed``)."""
+
+    def preprocess(self, nb, resources):
+        pending = resources.setdefault(PENDING_KEY, {})
+        for cell, spec, points in self._scored_cells(nb, resources):
+            pending[answers.nbgrader_meta(cell)["grade_id"]] = self._begin(spec, self._folder(resources), points)
+        return nb, resources
+
+    def _begin(self, spec, folder, points):
+        job = Future()
+        job.set_running_or_notify_cancel()
+
+        def work():
+            try:
+                job.set_result(self.score(spec, folder, points))
+            except BaseException as error:  # handed to the collecting step, which reports or raises it
+                job.set_exception(error)
+
+        # a daemon thread: if the autograde fails before the collecting step, the process may
+        # end at once; the scoring process is in a sandbox that dies with its parent
+        threading.Thread(target=work, name=f"crsky-scoring-{spec.get('model')}", daemon=True).start()
+        return job
 
 
 def _scored_by_process(model_path, maps, shape, task, sandboxed):
