@@ -314,3 +314,71 @@ def test_unanswered_notebook_2_stops_at_its_demo_with_the_students_exercise_name
         "write kernel_nn in its cell above first: it still raises NotImplementedError. Run that cell, then this one."))]
     assert errors[0][1]["traceback"] == ["MissingAnswer: write kernel_nn in its cell above first: it still raises "
                                          "NotImplementedError. Run that cell, then this one."]
+
+
+def exercises(assignment):
+    """``[(grade_id, function name)]`` of the exercises of ``assignment`` whose answer is a function."""
+    nb = nbformat.read(ROOT / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
+    found = []
+    for code_cell in nb.cells:
+        meta = code_cell.metadata.get("nbgrader", {})
+        name = re.search(r"^def (\w+)\(", code_cell.source, flags=re.M)
+        if meta.get("solution") and code_cell.cell_type == "code" and name and "NotImplementedError" in code_cell.source:
+            found.append((meta["grade_id"], name.group(1)))
+    return found
+
+
+# every exercise of every notebook (about a minute in all: each run stops where the answer is first needed)
+UNANSWERED = [pytest.param(assignment, grade_id, name, id=f"{assignment}-{name}")
+              for assignment in ASSIGNMENTS for grade_id, name in exercises(assignment)]
+
+
+def strip_ansi(text):
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def run_to_first_error(path, env):
+    """Run the notebook's cells in order as JupyterLab's *Run All* does, which stops at the
+    first error; returns ``(index of that cell, its error output)`` or None."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(path.parent)}})
+    with client.setup_kernel(env=env):
+        for index, code_cell in enumerate(nb.cells):
+            if code_cell.cell_type != "code":
+                continue
+            client.execute_cell(code_cell, index)
+            errors = [o for o in code_cell.outputs if o.get("output_type") == "error"]
+            if errors:
+                return index, errors[0]
+    return None
+
+
+@pytest.mark.parametrize("assignment, grade_id, name", UNANSWERED)
+def test_an_unanswered_exercise_is_named_where_the_student_meets_it(tmp_path, assignment, grade_id, name):
+    """Every other exercise answered, this one as delivered: *Run All* stops at the first
+    cell that needs it, and what it shows names the exercise, in one line from the course
+    (``write kernel_nn in its cell above first``) or as a traceback through the student's
+    own function: never only a library's traceback."""
+    nb = answer(nbformat.read(ROOT / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4), assignment)
+    delivered = cell(nbformat.read(ROOT / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4), grade_id)
+    cell(nb, grade_id).source = delivered.source
+    for needed in NEEDS.get(assignment, ()):
+        (tmp_path / needed).mkdir()
+        shutil.copy(MODEL, tmp_path / needed / "dgcnn.keras")
+    (tmp_path / assignment).mkdir()
+    path = tmp_path / assignment / f"{assignment}.ipynb"
+    nbformat.write(nb, path)
+    stopped = run_to_first_error(path, student_env(tmp_path))
+    assert stopped is not None, f"{assignment} ran to its end with {name} unanswered"
+    index, error = stopped
+    shown = strip_ansi("\n".join(error["traceback"]))
+    if error["ename"] == "MissingAnswer":
+        assert error["evalue"].startswith(f"write {name} in its cell above first"), error["evalue"]
+        assert len(error["traceback"]) == 1, shown
+    else:
+        assert error["ename"] == "NotImplementedError", shown[-2000:]
+        assert re.search(rf"in {name}\b", shown) and "raise NotImplementedError()" in shown, \
+            f"cell {index} of {assignment} shows a traceback that does not reach {name}:\n{shown[-3000:]}"
