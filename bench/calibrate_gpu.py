@@ -42,6 +42,8 @@ import time
 
 import numpy as np
 
+from crsky.comparisons import ordering_task
+from crsky.experiment import paired_difference
 from crsky.presets import PRESETS, SkyParameters
 from crsky.simulate import simulate
 
@@ -125,28 +127,9 @@ def classical(x_train, y_train, x_test, y_test, processes, correct=None):
     results["multiplet"] = evaluate_classical(None, y_train, None, y_test, features=(train[:, :n], test[:, :n]))
     results["energy"] = evaluate_classical(None, y_train, None, y_test, features=(train, test))
     if correct is not None:
-        correct["pair_count"] = (results["pair_count"]["scores"] > results["pair_count"]["threshold"]) == y_test
-        for name in ("multiplet", "energy"):
-            correct[name] = (results[name]["scores"] > 0.5) == y_test
+        for name, result in results.items():
+            correct[name] = result["predicted"] == y_test
     return {k: {"accuracy": float(v["accuracy"]), "auc": float(v["auc"])} for k, v in results.items()}
-
-
-def ordering_task(x, seed):
-    """The ordering task from maps ``x`` ``(n, P, 4)`` of the signal class: each map as it is
-    (label 1) and the same map with its energies permuted within it (label 0), shuffled.
-    Returns ``(maps (2n, P, 4), labels (2n,))``."""
-    from crsky.training import permute_energies
-
-    maps = np.concatenate([x, permute_energies(x, seed=seed)])
-    labels = np.r_[np.ones(len(x), int), np.zeros(len(x), int)]
-    order = np.random.default_rng(seed).permutation(len(maps))
-    return maps[order], labels[order]
-
-
-def paired_difference(correct_a, correct_b):
-    """Accuracy difference of two classifiers on the same maps and its paired standard error."""
-    difference = np.asarray(correct_a, float) - np.asarray(correct_b, float)
-    return {"difference": float(difference.mean()), "se": float(difference.std(ddof=1) / np.sqrt(len(difference)))}
 
 
 def run_setting(name, params, args):

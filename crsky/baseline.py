@@ -289,7 +289,8 @@ def evaluate_classical(x_train, y_train, x_test, y_test, method="energy", c=1.0,
 
     ``features``: optional precomputed ``(train_features, test_features)``.
     Returns a dict: ``method``, ``auc``, ``accuracy`` (probability > 0.5), ``scores`` (test
-    signal probabilities) and the fitted ``model``.
+    signal probabilities), ``predicted`` (the class of each test map, 1: signal) and the
+    fitted ``model``.
     """
     if features is None:
         features = classical_features(x_train, method), classical_features(x_test, method)
@@ -297,7 +298,8 @@ def evaluate_classical(x_train, y_train, x_test, y_test, method="energy", c=1.0,
     scores = model.predict_proba(features[1])[:, 1]
     y_test = np.asarray(y_test)
     return {"method": method, "auc": float(roc_auc_score(y_test, scores)),
-            "accuracy": float(np.mean((scores > 0.5) == y_test)), "scores": scores, "model": model}
+            "accuracy": float(np.mean((scores > 0.5) == y_test)), "scores": scores,
+            "predicted": (scores > 0.5).astype(int), "model": model}
 
 
 def evaluate_baselines(x_train, y_train, x_test, y_test, psi_deg=(2.0, 4.0, 6.0, 10.0)):
@@ -370,7 +372,8 @@ def evaluate_pair_count(x_train, y_train, x_test, y_test, psi_deg=DEFAULT_PSI_DE
     ``counts``: optional precomputed ``(train, test)`` :func:`pair_counts` for ``psi_deg``.
 
     Returns a dict: ``per_psi`` {psi: (test AUC, test accuracy)}, the chosen ``psi_deg``,
-    ``threshold``, ``auc``, ``accuracy`` and the test ``scores``.
+    ``threshold``, ``auc``, ``accuracy``, the test ``scores`` and the ``predicted`` class
+    (1: signal) of each test map.
     """
     train_counts, test_counts = counts if counts is not None else (pair_counts(x_train, list(psi_deg)),
                                                                    pair_counts(x_test, list(psi_deg)))
@@ -384,6 +387,7 @@ def evaluate_pair_count(x_train, y_train, x_test, y_test, psi_deg=DEFAULT_PSI_DE
     return {
         "per_psi": per_psi, "psi_deg": psi_deg[best], "threshold": threshold,
         "auc": per_psi[psi_deg[best]][0], "accuracy": per_psi[psi_deg[best]][1], "scores": test_counts[:, best],
+        "predicted": (test_counts[:, best] > threshold).astype(int),
     }
 
 

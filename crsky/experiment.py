@@ -16,6 +16,11 @@ N_TEST_MAX = 10_000  # ... of which the last 10,000 are the test set,
 TEST_FRACTION = 0.2  # or the last fifth of a smaller set
 VALIDATION_FRACTION = 0.1  # the last tenth of the training maps is held back for validation
 BASELINE_MAX_TRAIN = 5_000  # the classical baseline is fitted on the first 5,000 training maps
+# The main job's ordering and per-cosmic-ray tasks train on this many signal maps of the
+# training split for this many epochs: both tasks in about 3 minutes on 2 CPU cores, beside
+# the map task's 6 (docs/physics.md, "The main job's three comparisons").
+SIDE_TASK_MAPS = 3_000
+SIDE_TASK_EPOCHS = 2
 
 # The grader's held-out maps: the same preset, a seed nobody trains on. Students check
 # their model with the public seed; the grader uses a hidden one (grading/README.md).
@@ -96,3 +101,11 @@ def split(arrays, n_test_maps=None, validation_fraction=VALIDATION_FRACTION):
 def baseline_subset(x_train, y_train):
     """The training maps the classical baseline is fitted on (the first ``BASELINE_MAX_TRAIN``)."""
     return np.asarray(x_train)[:BASELINE_MAX_TRAIN], np.asarray(y_train)[:BASELINE_MAX_TRAIN]
+
+
+def paired_difference(correct_a, correct_b):
+    """Accuracy difference of two classifiers on the same maps (``correct_*``: booleans ``(n,)``,
+    whether each map was classified right) and its paired standard error: a dict of
+    ``difference`` and ``se``."""
+    difference = np.asarray(correct_a, float) - np.asarray(correct_b, float)
+    return {"difference": float(difference.mean()), "se": float(difference.std(ddof=1) / np.sqrt(len(difference)))}

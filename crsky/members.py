@@ -146,7 +146,7 @@ def predict_members(model, x, batch_size=250):
     return predict_per_cosmic_ray(model, x, batch_size)
 
 
-def fit_members_unless_grading(model, train, val, size, save_as=MODEL_FILE):
+def fit_members_unless_grading(model, train, val, size, save_as=MODEL_FILE, verbose="auto"):
     """Train the compiled member ``model`` on ``train = (x (n, P, 4), targets (n, P))``,
     validating on ``val`` (the same form), for ``size.epochs`` epochs in batches of
     ``size.batch_size`` (a :class:`crsky.experiment.Size`), then save it to ``save_as``.
@@ -160,7 +160,7 @@ def fit_members_unless_grading(model, train, val, size, save_as=MODEL_FILE):
     from crsky.training import fit_unless_grading
 
     return fit_unless_grading(model, train, val, size, save_as=save_as,
-                              encode=lambda targets: np.asarray(targets, np.float32))
+                              encode=lambda targets: np.asarray(targets, np.float32), verbose=verbose)
 
 
 # The held-out score of a saved member model: full points from the classical baseline's
@@ -288,17 +288,39 @@ def compare(size_name="cpu", seed=1, n_baseline_maps=2_000, epochs=None, learnin
     """
     import dataclasses
 
-    import keras
-
     from crsky import experiment
-    from crsky.baseline import fit_member_baseline, member_baseline_scores
     from crsky.dataset import load_sky_maps
-    from crsky.models import build_member_model
 
     size = experiment.SIZES[size_name]
     size = dataclasses.replace(size, epochs=epochs or size.epochs, learning_rate=learning_rate or size.learning_rate)
     arrays = load_sky_maps(n_maps=size.n_maps, progress=False)
-    (x_train, id_train), (x_val, id_val), (x_test, id_test) = signal_split(arrays)
+    return compare_on(*signal_split(arrays), size, seed=seed, n_baseline_maps=n_baseline_maps, save_as=save_as,
+                      **model_options)
+
+
+def compare_on(train, val, test, size, seed=1, n_baseline_maps=2_000, save_as=None, keep_scores=False,
+               verbose="auto", **model_options):
+    """The member DGCNN against the classical member baseline on the same test maps.
+
+    ``train``, ``val``, ``test``: ``(maps (n, P, 4), source_id (n, P))`` of maps with sources
+    (:func:`signal_split`); ``size`` a :class:`crsky.experiment.Size` (its epochs, batch size
+    and learning rate). The baseline is fitted on the first ``n_baseline_maps`` training maps,
+    the network (``model_options`` to :func:`crsky.models.build_member_model`) trained on all
+    of them with seed ``seed``. Returns :func:`compare_at_baseline_efficiency`'s dict plus
+    ``n_train``, ``n_test``, ``train_seconds``, ``seconds_per_epoch``, ``baseline_seconds``,
+    ``parameters``; ``save_as``: where to keep the trained model (default: nowhere).
+    ``keep_scores``: also ``curves``, ``{"member DGCNN": (targets, scores), "classical
+    baseline": (targets, baseline scores)}`` of the test maps, for the plots. ``verbose``
+    goes to ``fit``."""
+    import os
+    import tempfile
+
+    import keras
+
+    from crsky.baseline import fit_member_baseline, member_baseline_scores
+    from crsky.models import build_member_model
+
+    (x_train, id_train), (x_val, id_val), (x_test, id_test) = train, val, test
     train, val, test = (x_train, member_targets(id_train)), (x_val, member_targets(id_val)), \
         (x_test, member_targets(id_test))
     start = time.perf_counter()
@@ -309,19 +331,18 @@ def compare(size_name="cpu", seed=1, n_baseline_maps=2_000, epochs=None, learnin
     model = build_member_model(num_points=x_train.shape[1], **model_options)
     steps = size.epochs * int(np.ceil(len(train[0]) / size.batch_size))
     compile_members(model, steps, size.learning_rate)
-    import os
-    import tempfile
-
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, _env_without_grading():
         model, _ = fit_members_unless_grading(model, train, val, size,
-                                              save_as=save_as or os.path.join(folder, MODEL_FILE))
+                                              save_as=save_as or os.path.join(folder, MODEL_FILE), verbose=verbose)
     train_seconds = time.perf_counter() - start
     scores = predict_members(model, test[0])
     result = compare_at_baseline_efficiency(test[1], scores, baseline_scores)
     result.update(n_train=len(train[0]), n_test=len(test[0]), train_seconds=train_seconds,
                   seconds_per_epoch=train_seconds / size.epochs, baseline_seconds=baseline_seconds,
                   parameters=int(model.count_params()))
+    if keep_scores:
+        result["curves"] = {"member DGCNN": (test[1], scores), "classical baseline": (test[1], baseline_scores)}
     return result
 
 

@@ -353,12 +353,13 @@ def fixed_graph_trainer(model):
     return trainer, add_graphs
 
 
-def fit_unless_grading(model, train, val, size, save_as="dgcnn.keras", encode=None):
+def fit_unless_grading(model, train, val, size, save_as="dgcnn.keras", encode=None, verbose="auto"):
     """Notebook 3's training step: fit the compiled ``model`` on ``train = (x, y)`` maps
     ``(n, 500, 4)`` with integer labels, validating on ``val``, for ``size.epochs`` epochs
     in batches of ``size.batch_size`` (a :class:`crsky.experiment.Size`), then save it to
     ``save_as``. Returns ``(model, history)``. ``encode(y)`` turns the targets into what
-    the model's loss takes (default: one-hot of the two classes).
+    the model's loss takes (default: one-hot of the two classes); ``verbose`` goes to ``fit``
+    (2: a line per epoch, for logs).
 
     While nbgrader runs the notebook (autograde or Validate) nothing is trained: the model
     saved at ``save_as`` is loaded instead when it is there (else the untrained ``model``
@@ -395,7 +396,7 @@ def fit_unless_grading(model, train, val, size, save_as="dgcnn.keras", encode=No
     encode = encode or (lambda y: keras.utils.to_categorical(y, 2))
     validation = (val_inputs, encode(y_val)) if val_inputs is not None else None
     history = trainer.fit(train_inputs, encode(y_train), validation_data=validation,
-                          batch_size=size.batch_size, epochs=size.epochs)
+                          batch_size=size.batch_size, epochs=size.epochs, verbose=verbose)
     model.save(save_as)
     print(f"saved the trained model to {save_as}: submit it with this notebook")
     return model, history
