@@ -19,13 +19,18 @@ import numpy as np
 from crsky import experiment
 
 
-def ordering_task(x, seed):
+def ordering_task(x, seed, permute=None):
     """The ordering task from maps ``x`` ``(n, P, 4)`` of the signal class: each map as it is
     (label 1) and the same map with its energies permuted within it (label 0), shuffled. Only
-    the energy ordering tells the two apart. Returns ``(maps (2n, P, 4), labels (2n,))``."""
+    the energy ordering tells the two apart. ``permute(x)`` makes the permuted copies (default:
+    :func:`crsky.training.permute_energies` with ``seed``). Returns ``(maps (2n, P, 4), labels (2n,))``."""
     from crsky.training import permute_energies
 
-    maps = np.concatenate([x, permute_energies(x, seed=seed)])
+    x = np.asarray(x)
+    permuted = np.asarray(permute(x) if permute is not None else permute_energies(x, seed=seed))
+    if permuted.shape != x.shape:
+        raise ValueError(f"permute must return maps of the shape it was given, {x.shape}; it returned {permuted.shape}.")
+    maps = np.concatenate([x, permuted])
     labels = np.r_[np.ones(len(x), int), np.zeros(len(x), int)]
     order = np.random.default_rng(seed).permutation(len(maps))
     return maps[order], labels[order]

@@ -61,6 +61,14 @@ SIZES = {
 }
 
 
+def side_task_size(size):
+    """The :class:`Size` of the ordering and per-cosmic-ray tasks beside the map task at
+    ``size``: at most ``SIDE_TASK_MAPS`` signal training maps and ``SIDE_TASK_EPOCHS`` epochs,
+    in ``size``'s batches from its learning rate."""
+    return dataclasses.replace(size, name=f"{size.name}, side task", n_maps=min(size.n_maps, SIDE_TASK_MAPS),
+                               epochs=min(size.epochs, SIDE_TASK_EPOCHS))
+
+
 def n_test(n_maps):
     """Test maps of a data set of ``n_maps``: 10,000 of 50,000, a fifth of a smaller set."""
     return min(N_TEST_MAX, int(n_maps * TEST_FRACTION))

@@ -146,11 +146,11 @@ def predict_members(model, x, batch_size=250):
     return predict_per_cosmic_ray(model, x, batch_size)
 
 
-def fit_members_unless_grading(model, train, val, size, save_as=MODEL_FILE, verbose="auto"):
+def fit_members_unless_grading(model, train, val, size, save_as=MODEL_FILE, verbose="auto", handed_in=True):
     """Train the compiled member ``model`` on ``train = (x (n, P, 4), targets (n, P))``,
     validating on ``val`` (the same form), for ``size.epochs`` epochs in batches of
     ``size.batch_size`` (a :class:`crsky.experiment.Size`), then save it to ``save_as``.
-    Returns ``(model, history)``.
+    Returns ``(model, history)``. ``handed_in``: whether the student submits the saved file.
 
     While nbgrader runs the notebook (autograde or Validate) nothing is trained: the model
     saved at ``save_as`` is loaded when it is there (else the untrained ``model`` stays) and
@@ -160,7 +160,8 @@ def fit_members_unless_grading(model, train, val, size, save_as=MODEL_FILE, verb
     from crsky.training import fit_unless_grading
 
     return fit_unless_grading(model, train, val, size, save_as=save_as,
-                              encode=lambda targets: np.asarray(targets, np.float32), verbose=verbose)
+                              encode=lambda targets: np.asarray(targets, np.float32), verbose=verbose,
+                              handed_in=handed_in)
 
 
 # The held-out score of a saved member model: full points from the classical baseline's
@@ -334,7 +335,8 @@ def compare_on(train, val, test, size, seed=1, n_baseline_maps=2_000, save_as=No
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, _env_without_grading():
         model, _ = fit_members_unless_grading(model, train, val, size,
-                                              save_as=save_as or os.path.join(folder, MODEL_FILE), verbose=verbose)
+                                              save_as=save_as or os.path.join(folder, MODEL_FILE), verbose=verbose,
+                                              handed_in=False)
     train_seconds = time.perf_counter() - start
     scores = predict_members(model, test[0])
     result = compare_at_baseline_efficiency(test[1], scores, baseline_scores)

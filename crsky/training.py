@@ -353,13 +353,14 @@ def fixed_graph_trainer(model):
     return trainer, add_graphs
 
 
-def fit_unless_grading(model, train, val, size, save_as="dgcnn.keras", encode=None, verbose="auto"):
+def fit_unless_grading(model, train, val, size, save_as="dgcnn.keras", encode=None, verbose="auto", handed_in=True):
     """Notebook 3's training step: fit the compiled ``model`` on ``train = (x, y)`` maps
     ``(n, 500, 4)`` with integer labels, validating on ``val``, for ``size.epochs`` epochs
     in batches of ``size.batch_size`` (a :class:`crsky.experiment.Size`), then save it to
     ``save_as``. Returns ``(model, history)``. ``encode(y)`` turns the targets into what
     the model's loss takes (default: one-hot of the two classes); ``verbose`` goes to ``fit``
-    (2: a line per epoch, for logs).
+    (2: a line per epoch, for logs); ``handed_in``: whether the saved file is one the student
+    submits (the line after training says so).
 
     While nbgrader runs the notebook (autograde or Validate) nothing is trained: the model
     saved at ``save_as`` is loaded instead when it is there (else the untrained ``model``
@@ -398,5 +399,5 @@ def fit_unless_grading(model, train, val, size, save_as="dgcnn.keras", encode=No
     history = trainer.fit(train_inputs, encode(y_train), validation_data=validation,
                           batch_size=size.batch_size, epochs=size.epochs, verbose=verbose)
     model.save(save_as)
-    print(f"saved the trained model to {save_as}: submit it with this notebook")
+    print(f"saved the trained model to {save_as}" + (": submit it with this notebook" if handed_in else ""))
     return model, history

@@ -78,3 +78,18 @@ def test_step_clock_times_the_steps_after_an_epochs_first():
     model.fit(np.zeros((40, 3)), np.zeros((40, 2)), batch_size=8, epochs=1, verbose=0, callbacks=[clock])
     assert clock.steps == 4  # steps 2 to 5 of five
     assert clock.wall > 0 and clock.cpu >= 0
+
+
+def test_the_seed_benchmark_pairs_each_map_over_the_seeds():
+    from bench.seeds import summarise
+
+    baseline = np.array([True, True, False, False])
+    by_seed = np.array([[True, True, True, False], [True, False, True, True]])
+    summary = summarise(by_seed, baseline)
+    # mean correctness per map (1, 0.5, 1, 0.5) against (1, 1, 0, 0): +0.25, paired over the maps
+    assert summary["difference"] == pytest.approx(0.25)
+    assert summary["se"] == pytest.approx(np.std([0, -0.5, 1, 0.5], ddof=1) / 2)
+    assert [seed["difference"] for seed in summary["per_seed"]] == pytest.approx([0.25, 0.25])
+    assert summary["seed_sd"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match=r"\(seeds, 4\)"):
+        summarise(by_seed[:, :3], baseline)

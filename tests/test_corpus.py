@@ -40,13 +40,13 @@ CHEAP = {
     "h01_sysmodules_numpy_all", "h01_rebind_x", "h01_mutate_x_in_place", "h01_import_hook_builtins",
     "h01_sysmodules_fake_module", "h01_meta_path_finder", "h01_int_equal_to_everything",
     "h01_ndarray_comparisons_pass", "h01_glob_notebooks_and_seeds",
-    "h01_os_exit_in_test", "h01_huge_output",
+    "h01_os_exit_in_test", "h01_huge_output", "h02_ctypes_zero_features",
 }
 
 
-# ctypes.memset over the tests' read-only data from inside the answer: Python 3.11 raises no audit
-# event for it (ctypes is loaded by the libraries before any student code). Not found yet.
-UNAUDITED = {"h02_ctypes_zero_features"}
+# Attacks the protected run does not hold yet (none: ctypes.memset over the tests' read-only data,
+# which raises no audit event, is found by comparing the data's bytes).
+UNAUDITED = set()
 
 
 def _param(variant):

@@ -32,7 +32,10 @@ other than by the answer itself:
 * **Tests read their own data.** Each test cell runs in a fresh namespace built from the
   set-up's names (arrays copied into read-only buffers that cannot be made writable
   again) plus the answers' names; afterwards the namespace is checked: a name the
-  student's code rebound during the test is a finding and fails the test.
+  student's code rebound during the test is a finding and fails the test. The bytes of
+  those arrays are compared with a digest taken before any student code (a write below
+  Python, ``ctypes.memset``, raises no audit event), when each answer returns and after
+  each step.
 * **The course's own answers are watched.** The package ships code that answers some
   exercises (the reference DGCNN, the textbook's kernel, the pair counts). The plan names
   them (``course_answers``, from the instructor's answer cells' metadata); before any
@@ -104,6 +107,39 @@ def _freeze(value, np):
     if type(value) is dict:
         return types.MappingProxyType({key: _freeze(item, np) for key, item in value.items()})
     return value
+
+
+def _frozen_arrays(value, label):
+    """``(label, array)`` for every array inside a frozen set-up value (:func:`_freeze`)."""
+    import types
+
+    if type(value) is tuple:
+        for index, item in enumerate(value):
+            yield from _frozen_arrays(item, f"{label}[{index}]")
+    elif type(value) is types.MappingProxyType:
+        for key, item in value.items():
+            yield from _frozen_arrays(item, f"{label}[{key!r}]")
+    elif type(value).__name__ == "ndarray" and type(value).__module__ == "numpy":
+        yield label, value
+
+
+def _data_digests(base):
+    """``((name, array, digest), ...)`` of the tests' read-only arrays, taken before any student
+    code runs. Python raises no audit event for a write below it (``ctypes.memset`` over an
+    array's buffer): the bytes themselves are compared instead (:func:`_changed_data`)."""
+    import hashlib
+
+    return tuple((label, array, hashlib.blake2b(array.data, digest_size=32).digest())
+                 for name, value in base.items() for label, array in _frozen_arrays(value, name))
+
+
+def _changed_data(digests, _blake2b=None):
+    """Findings for the tests' read-only arrays whose bytes changed since :func:`_data_digests`."""
+    import hashlib
+
+    blake2b = _blake2b or hashlib.blake2b
+    return [f"the test's read-only data {label} was overwritten in memory (below Python, e.g. with ctypes)"
+            for label, array, digest in digests if blake2b(array.data, digest_size=32).digest() != digest]
 
 
 def _snapshot_modules():
@@ -406,13 +442,15 @@ def _run():
         return result[1:], problems
 
     snapshot = handlers = meta_path = entries = None
-    class_items = ()
+    class_items, digests = (), ()
+    from hashlib import blake2b  # bound here, before any student code: the digest of the tests' data
     for index, step in enumerate(steps):
         kind = step["kind"]
         if index == n_setup:
             _import_tests_modules(steps[n_setup:])
             _watch_course_answers(plan.get("course_answers") or {})
             snapshot, base, handlers, meta_path, entries = _take_snapshot(state[0])
+            digests = _data_digests(base)
             known_threads = set(sys._current_frames())
             trusted_code[0], classes = _library_code(snapshot)
             trusted_classes[0] = frozenset(id(c) for c in classes)
@@ -427,7 +465,7 @@ def _run():
             student_box[0] = tuple(student)
             student_box.append((_checked_call, functools.partial(
                 _check_inside_test, inside_findings, restore_trusted, trusted_items, builtins_dict, missing,
-                (snapshot, handlers, meta_path, recorded, missing, entries, class_items))))
+                digests, blake2b, (snapshot, handlers, meta_path, recorded, missing, entries, class_items))))
             test_code[0] = frozenset(_code_ids(code for entry in student if entry[2] is not None
                                                for code in entry[2] if code is not None))
         idle.clear()
@@ -454,6 +492,7 @@ def _run():
                 changes.append(f"started {len(running)} thread(s) of its own that still run")
             changes += inside_findings
             inside_findings.clear()
+            changes += _changed_data(digests, blake2b)  # a write from a thread the step left behind
             findings += changes
             tampered_during_test = kind == "test" and bool(changes or problems)
         if result is None:
@@ -588,12 +627,14 @@ def _restore_trusted(trusted_items, builtins_dict, missing):
     return findings
 
 
-def _check_inside_test(findings, restore_trusted, trusted_items, builtins_dict, missing, state):
+def _check_inside_test(findings, restore_trusted, trusted_items, builtins_dict, missing, digests, blake2b, state):
     """Compare with the trusted state and put it back, from the cells' thread while a test runs:
     first this module's own names (which :func:`_restore` is looked up by), then the rest
-    (signal handlers can only be put back by the main thread, after the step)."""
+    (signal handlers can only be put back by the main thread, after the step), then the bytes
+    of the tests' read-only arrays (which cannot be put back: a change fails the test)."""
     changes = restore_trusted(trusted_items, builtins_dict, missing)
     changes += _restore(*state, skip=STEP_STREAMS, inside=True)
+    changes += _changed_data(digests, blake2b)
     findings.extend(f"while a test ran: {change}" for change in changes)
 
 
