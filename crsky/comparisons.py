@@ -19,11 +19,11 @@ import numpy as np
 from crsky import experiment
 
 
-def ordering_task(x, seed, permute=None):
+def ordering_task(x, seed=0, permute=None):
     """The ordering task from maps ``x`` ``(n, P, 4)`` of the signal class: each map as it is
     (label 1) and the same map with its energies permuted within it (label 0), shuffled. Only
-    the energy ordering tells the two apart. ``permute(x)`` makes the permuted copies (default:
-    :func:`crsky.training.permute_energies` with ``seed``). Returns ``(maps (2n, P, 4), labels (2n,))``."""
+    the energy ordering tells the two apart. ``seed`` shuffles the maps; ``permute(x)`` makes
+    the permuted copies (default: :func:`crsky.training.permute_energies` with ``seed``). Returns ``(maps (2n, P, 4), labels (2n,))``."""
     from crsky.training import permute_energies
 
     x = np.asarray(x)
