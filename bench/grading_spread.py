@@ -12,7 +12,6 @@ baseline and of the points: the figures behind ``crsky.experiment.FULL_MARKS_MAR
 
 import argparse
 import json
-import time
 
 
 def main():
@@ -32,7 +31,7 @@ def main():
     from crsky import experiment
     from crsky.dataset import load_sky_maps
     from crsky.grading import scoring
-    from crsky.training import fast_options, train_reference
+    from crsky.training import train_from_seed
 
     size = experiment.SIZES[args.size]
     (x_train, y_train), (x_val, y_val), _ = experiment.split(load_sky_maps(n_maps=size.n_maps, progress=False))
@@ -44,11 +43,8 @@ def main():
           f"{baseline:.4f}, full points from {full_marks_at:.4f}", flush=True)
     rows = []
     for seed in args.seeds:
-        keras.utils.set_random_seed(seed)
-        start = time.perf_counter()
-        model, _ = train_reference(x_train, y_train, x_val, y_val, epochs=size.epochs, batch_size=size.batch_size,
-                                   learning_rate=size.learning_rate, verbose=0, **fast_options())
-        seconds = time.perf_counter() - start
+        model, _, seconds = train_from_seed(seed, x_train, y_train, x_val, y_val, epochs=size.epochs,
+                                            batch_size=size.batch_size, learning_rate=size.learning_rate)
         accuracy = scoring.held_out_accuracy(scoring.predict_signal_probability(model, x_held), y_held)
         points = scoring.accuracy_points(accuracy, args.points, full_marks_at)
         rows.append({"seed": seed, "accuracy": round(accuracy, 4), "margin": round(accuracy - baseline, 4),

@@ -16,7 +16,6 @@ spread between seeds. Writes the figures to ``--json``.
 
 import argparse
 import json
-import time
 
 import numpy as np
 
@@ -63,7 +62,7 @@ def main(argv=None):
 
     from crsky.baseline import BASELINE_LABELS, evaluate_baselines
     from crsky.dataset import load_sky_maps
-    from crsky.training import evaluate, fast_options, train_reference
+    from crsky.training import evaluate, train_from_seed
 
     arrays = load_sky_maps("simulate", args.preset, args.n_maps, args.data_seed)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = experiment.split(arrays)
@@ -77,11 +76,8 @@ def main(argv=None):
     print("|---|---|---|---|---|---|")
     rows, correct_by_seed = [], []
     for seed in args.seeds:
-        keras.utils.set_random_seed(seed)
-        start = time.perf_counter()
-        model, _ = train_reference(x_train, y_train, x_val, y_val, epochs=args.epochs, batch_size=args.batch_size,
-                                   learning_rate=args.learning_rate, verbose=0, **fast_options())
-        seconds = time.perf_counter() - start
+        model, _, seconds = train_from_seed(seed, x_train, y_train, x_val, y_val, epochs=args.epochs,
+                                            batch_size=args.batch_size, learning_rate=args.learning_rate)
         accuracy, auc, probability = evaluate(model, x_test, y_test)
         correct = (probability > 0.5) == y_test
         gap = experiment.paired_difference(correct, baseline_correct)

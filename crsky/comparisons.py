@@ -12,8 +12,6 @@ epochs, so that the main job stays within minutes on a CPU, and are tested on th
 split's signal maps.
 """
 
-import time
-
 import numpy as np
 
 from crsky import experiment
@@ -46,19 +44,14 @@ def ordering(train_signal, test_signal, epochs, batch_size, learning_rate, seed,
     and its paired standard error ``..._se`` over the test maps, ``train_seconds``; and
     ``scores``: ``{"DGCNN": (labels, probability), "energy-aware statistic": (labels, scores)}``
     for a ROC plot."""
-    import keras
-
     from crsky.baseline import evaluate_classical
-    from crsky.training import evaluate, fast_options, train_reference
+    from crsky.training import evaluate, train_from_seed
 
     x_train, y_train = ordering_task(np.asarray(train_signal), seed)
     x_test, y_test = ordering_task(np.asarray(test_signal), seed + 1)
     classical = evaluate_classical(*experiment.baseline_subset(x_train, y_train), x_test, y_test, "energy")
-    keras.utils.set_random_seed(seed)
-    start = time.perf_counter()
-    model, _ = train_reference(x_train, y_train, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                               verbose=verbose, **fast_options())
-    train_seconds = time.perf_counter() - start
+    model, _, train_seconds = train_from_seed(seed, x_train, y_train, epochs=epochs, batch_size=batch_size,
+                                              learning_rate=learning_rate, verbose=verbose)
     accuracy, auc, probability = evaluate(model, x_test, y_test)
     gap = experiment.paired_difference((probability > 0.5) == y_test, classical["predicted"] == y_test)
     return {"n_train": len(y_train), "n_test": len(y_test), "epochs": epochs,

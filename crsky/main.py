@@ -55,7 +55,7 @@ def main(argv=None):
     from crsky import comparisons, plots
     from crsky.baseline import BASELINE_LABELS, evaluate_baselines
     from crsky.dataset import load_sky_maps
-    from crsky.training import evaluate, fast_options, permute_energies, train_reference
+    from crsky.training import evaluate, permute_energies, train_from_seed
 
     job_start = time.perf_counter()
     out = Path(args.out)
@@ -70,11 +70,9 @@ def main(argv=None):
 
     print(f"2/6 map task: training the reference DGCNN on {len(x_train)} maps, validating on {len(x_val)} "
           f"(keras {keras.__version__}, backend {keras.backend.backend()})")
-    keras.utils.set_random_seed(args.seed)
-    start = time.perf_counter()
-    model, history = train_reference(x_train, y_train, x_val, y_val, epochs=args.epochs, batch_size=args.batch_size,
-                                     learning_rate=args.learning_rate, verbose=2, **fast_options())
-    train_seconds = time.perf_counter() - start
+    model, history, train_seconds = train_from_seed(args.seed, x_train, y_train, x_val, y_val, epochs=args.epochs,
+                                                    batch_size=args.batch_size, learning_rate=args.learning_rate,
+                                                    verbose=2)
     model.save(out / "dgcnn.keras")
     plots.training_curves(history).savefig(out / "training.png", dpi=120)
 
