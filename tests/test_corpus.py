@@ -44,15 +44,8 @@ CHEAP = {
 }
 
 
-# Attacks the protected run does not hold yet (none: ctypes.memset over the tests' read-only data,
-# which raises no audit event, is found by comparing the data's bytes).
-UNAUDITED = set()
-
-
 def _param(variant):
     marks = [] if variant.name in CHEAP else [pytest.mark.slow]
-    if variant.name in UNAUDITED:
-        marks.append(pytest.mark.xfail(strict=True, reason="ctypes.memset raises no audit event"))
     return pytest.param(variant, id=variant.name, marks=marks)
 
 

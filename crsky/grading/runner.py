@@ -123,21 +123,19 @@ def _frozen_arrays(value, label):
         yield label, value
 
 
-def _data_digests(base):
+def _data_digests(base, blake2b):
     """``((name, array, digest), ...)`` of the tests' read-only arrays, taken before any student
-    code runs. Python raises no audit event for a write below it (``ctypes.memset`` over an
-    array's buffer): the bytes themselves are compared instead (:func:`_changed_data`)."""
-    import hashlib
-
-    return tuple((label, array, hashlib.blake2b(array.data, digest_size=32).digest())
+    code runs, with ``blake2b`` (:func:`hashlib.blake2b`). Python raises no audit event for a
+    write below it (``ctypes.memset`` over an array's buffer): the bytes themselves are
+    compared instead (:func:`_changed_data`)."""
+    return tuple((label, array, blake2b(array.data, digest_size=32).digest())
                  for name, value in base.items() for label, array in _frozen_arrays(value, name))
 
 
-def _changed_data(digests, _blake2b=None):
-    """Findings for the tests' read-only arrays whose bytes changed since :func:`_data_digests`."""
-    import hashlib
-
-    blake2b = _blake2b or hashlib.blake2b
+def _changed_data(digests, blake2b):
+    """Findings for the tests' read-only arrays whose bytes changed since :func:`_data_digests`.
+    ``blake2b``: :func:`hashlib.blake2b` as bound before any student code ran (the module's
+    attribute may have been replaced since)."""
     return [f"the test's read-only data {label} was overwritten in memory (below Python, e.g. with ctypes)"
             for label, array, digest in digests if blake2b(array.data, digest_size=32).digest() != digest]
 
@@ -450,7 +448,7 @@ def _run():
             _import_tests_modules(steps[n_setup:])
             _watch_course_answers(plan.get("course_answers") or {})
             snapshot, base, handlers, meta_path, entries = _take_snapshot(state[0])
-            digests = _data_digests(base)
+            digests = _data_digests(base, blake2b)
             known_threads = set(sys._current_frames())
             trusted_code[0], classes = _library_code(snapshot)
             trusted_classes[0] = frozenset(id(c) for c in classes)
