@@ -63,10 +63,10 @@ SIZES = {
 
 def side_task_size(size):
     """The :class:`Size` of the ordering and per-cosmic-ray tasks beside the map task at
-    ``size``: at most ``SIDE_TASK_MAPS`` signal training maps and ``SIDE_TASK_EPOCHS`` epochs,
-    in ``size``'s batches from its learning rate."""
-    return dataclasses.replace(size, name=f"{size.name}, side task", n_maps=min(size.n_maps, SIDE_TASK_MAPS),
-                               epochs=min(size.epochs, SIDE_TASK_EPOCHS))
+    ``size``: the same maps simulated, at most ``SIDE_TASK_EPOCHS`` epochs in ``size``'s
+    batches from its learning rate (each task trains on at most ``SIDE_TASK_MAPS`` signal
+    maps of the training split)."""
+    return dataclasses.replace(size, name=f"{size.name}, side task", epochs=min(size.epochs, SIDE_TASK_EPOCHS))
 
 
 def n_test(n_maps):
