@@ -13,6 +13,7 @@ styles in outputs in tests/test_feedback.py, one grade on every route in tests/t
 
 import csv
 import hashlib
+import io
 import os
 import re
 import subprocess
@@ -235,6 +236,10 @@ def test_the_saved_member_model_is_scored_by_the_grader_on_the_hidden_maps(grade
     points, purity = expected_member_points(graded["seed"])
     found = row(graded, "correct", "05_sources")
     assert found["score"] == pytest.approx(6 + points, abs=0.01) and not found["review"], found
+    assert found["purity"] == pytest.approx(purity, abs=1e-4) and found["accuracy"] is None
+    [line] = [r for r in csv.DictReader(io.StringIO(graded["grades_csv"].decode()))
+              if (r["student"], r["assignment"]) == ("correct", "05_sources")]
+    assert (line["purity"], line["accuracy"]) == (f"{purity:.4f}", "")
     page = graded["base"] / "results" / "feedback" / "correct" / "05_sources" / "05_sources.html"
     text = re.sub(r"<[^>]+>", "", page.read_text())
     assert f"{purity:.3f}" in text and "measured by the grader" in text

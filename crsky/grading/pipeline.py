@@ -409,8 +409,9 @@ def _grade_in(folder, task, context, record):
         if verdict.get("problem"):  # the protected run stopped early: its tests did not run
             record["errors"].append(f"the notebook's tests did not all run: {verdict['problem']}")
         for measured in (verdict.get("scored") or {}).values():
-            if measured.get("accuracy") is not None:
-                record["accuracy"] = round(float(measured["accuracy"]), 4)
+            for name in ("accuracy", "purity"):
+                if measured.get(name) is not None:
+                    record[name] = round(float(measured[name]), 4)
         feedback.sanitize_notebook(autograded)  # no script, style or raw HTML from outputs reaches a page
         nbformat.write(autograded, autograded_path)
         record["autograded"] = autograded_path.read_bytes()
@@ -442,7 +443,7 @@ def _grade_in(folder, task, context, record):
 # ------------------------------------------------------------------ gather
 def write_csv(rows, path):
     columns = ["student", "assignment", "score", "max_score", "failed_tests", "withheld", "needs_manual_grade",
-               "review", "errors", "notes", "accuracy"]
+               "review", "errors", "notes", "accuracy", "purity"]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
@@ -451,7 +452,7 @@ def write_csv(rows, path):
                              "; ".join(r["failed_tests"]), "; ".join(r.get("withheld") or []),
                              "; ".join(r["needs_manual_grade"]),
                              "; ".join(r["review"]), "; ".join(r["errors"]), "; ".join(r["notes"]),
-                             "" if r["accuracy"] is None else f"{r['accuracy']:.4f}"])
+                             *("" if r.get(name) is None else f"{r[name]:.4f}" for name in ("accuracy", "purity"))])
 
 
 def gather(records, students, problems, context, workdir, results, log=print):
