@@ -129,11 +129,6 @@ def hub(tmp_path_factory):
     return Home(tmp_path_factory.mktemp("student"))
 
 
-def first_only(assignments):
-    """Notebook 1 in every run of the suite, the others with the slow tests (each runs minutes)."""
-    return [pytest.param(a, marks=() if a == "01_sky" else pytest.mark.slow) for a in assignments]
-
-
 def check_table(text):
     """``{grade_id: (status, detail)}`` of the self-check's table in ``text``."""
     rows = {}
@@ -144,7 +139,7 @@ def check_table(text):
     return rows
 
 
-@pytest.mark.parametrize("assignment", first_only(ASSIGNMENTS))
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_cell_runs_and_the_last_cell_checks_the_notebook(hub, assignment):
     nb = hub.run(assignment)
     errors = [(c.source[:60], o["ename"], o["evalue"][:200]) for c in nb.cells for o in c.get("outputs", [])
@@ -196,7 +191,7 @@ def hand_in_holds_what_the_grader_takes(folder, assignment):
         assert sorted(archive.namelist()) == sorted(expected)
 
 
-@pytest.mark.parametrize("assignment", first_only(["01_sky", "03_training", "05_sources"]))
+@pytest.mark.parametrize("assignment", ["01_sky", "03_training", "05_sources"])
 def test_the_printed_check_works_from_the_folder_a_hub_terminal_opens_in(hub, assignment):
     """JupyterLab's terminal opens in the server's root: on a hub, the home that holds
     ``<assignment>/<assignment>.ipynb``. The check of a notebook that saves a model grades
