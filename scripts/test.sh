@@ -12,13 +12,8 @@ cd "$ROOT"
 start=$SECONDS
 # Tests marked slow (larger-scale repeats of what faster tests check) run with CRSKY_TEST_SLOW=1.
 if [ "${CRSKY_TEST_SLOW:-0}" = 1 ]; then all="" keras="keras"; else all="not slow" keras="keras and not slow"; fi
-# The TensorFlow leg runs its test files on CRSKY_TEST_WORKERS workers (default: one per core,
-# at most 4), each file on one worker so that its fixtures are built once; 1 runs them in turn.
-workers=${CRSKY_TEST_WORKERS:-$(python -c "import os; print(min(4, len(os.sched_getaffinity(0))))")}
-parallel=()
-if [ "$workers" -gt 1 ]; then parallel=(-n "$workers" --dist loadfile); fi
-echo "==> tests on the TensorFlow backend${all:+ ($all)}, $workers worker(s)"
-KERAS_BACKEND=tensorflow python -m pytest ${all:+-m "$all"} "${parallel[@]}" "$@"
+echo "==> tests on the TensorFlow backend${all:+ ($all)}"
+KERAS_BACKEND=tensorflow python -m pytest ${all:+-m "$all"} "$@"
 echo "==> Keras tests on the JAX backend"
 KERAS_BACKEND=jax python -m pytest -m "$keras" "$@"
 if [ "${CRSKY_TEST_TORCH:-1}" = 1 ] && ! python -c "import torch" 2>/dev/null; then

@@ -82,6 +82,16 @@ def run_all(path, env, extra=()):
 
 
 NEEDS = {"04_graph": ("03_training",)}  # notebook 4 reads the model notebook 3 saved
+# Run with the slow tests only: notebook 3 trains two models (the map task and the ordering
+# task) and notebook 5 one, then each checks itself; about 2 and 1.5 minutes on 2 cores.
+TRAINING = ("03_training", "05_sources")
+
+
+def in_every_run(assignments, every_run=None):
+    """The notebooks the suite runs every time (``every_run``, default: all but the training
+    ones); the others with the slow tests."""
+    every_run = [a for a in assignments if a not in TRAINING] if every_run is None else every_run
+    return [pytest.param(a, marks=() if a in every_run else pytest.mark.slow) for a in assignments]
 MEMBER_MODEL = ROOT / "tests" / "fixtures" / "members_cpu.keras"  # notebook 5's, trained at the CPU size
 
 
@@ -89,7 +99,8 @@ class Home:
     """A hub's home after the student fetched every notebook, answered it from its text and
     saved it. :meth:`run` runs one top to bottom as JupyterLab's *Run All* does (its last cell
     checks it; notebook 1's is run once more with its ``submit`` uncommented, as its text
-    says), once, after the notebooks it needs."""
+    says), once, after the notebooks it needs (a training notebook that was not run leaves
+    the model it saves at the CPU size instead)."""
 
     def __init__(self, base):
         self.env = student_env(base)
@@ -106,7 +117,10 @@ class Home:
 
     def run(self, assignment):
         for needed in NEEDS.get(assignment, ()):
-            self.run(needed)
+            if needed in TRAINING and needed not in self.executed:
+                self.with_models()  # what that notebook saves when trained at the CPU size
+            else:
+                self.run(needed)
         if assignment not in self.executed:
             path = self.notebook(assignment)
             extra = ()
@@ -139,7 +153,7 @@ def check_table(text):
     return rows
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", in_every_run(ASSIGNMENTS))
 def test_every_cell_runs_and_the_last_cell_checks_the_notebook(hub, assignment):
     nb = hub.run(assignment)
     errors = [(c.source[:60], o["ename"], o["evalue"][:200]) for c in nb.cells for o in c.get("outputs", [])
@@ -191,7 +205,8 @@ def hand_in_holds_what_the_grader_takes(folder, assignment):
         assert sorted(archive.namelist()) == sorted(expected)
 
 
-@pytest.mark.parametrize("assignment", ["01_sky", "03_training", "05_sources"])
+# The same command in every notebook: notebook 1's in every run, the others' with the slow tests.
+@pytest.mark.parametrize("assignment", in_every_run(ASSIGNMENTS, every_run=["01_sky"]))
 def test_the_printed_check_works_from_the_folder_a_hub_terminal_opens_in(hub, assignment):
     """JupyterLab's terminal opens in the server's root: on a hub, the home that holds
     ``<assignment>/<assignment>.ipynb``. The check of a notebook that saves a model grades
