@@ -82,17 +82,15 @@ def run_all(path, env, extra=()):
 
 
 NEEDS = {"04_graph": ("03_training",)}  # notebook 4 reads the model notebook 3 saved
-# Run with the slow tests only: notebook 3 trains two models (the map task and the ordering
-# task) and notebook 5 one, then each checks itself; about 2 and 1.5 minutes on 2 cores.
+MEMBER_MODEL = ROOT / "tests" / "fixtures" / "members_cpu.keras"  # notebook 5's, trained at the CPU size
+# Notebook 3 trains two models (the map task and the ordering task) and notebook 5 one, then
+# each checks itself: about 2 and 1.5 minutes on 2 cores, so they run with the slow tests.
 TRAINING = ("03_training", "05_sources")
 
 
-def in_every_run(assignments, every_run=None):
-    """The notebooks the suite runs every time (``every_run``, default: all but the training
-    ones); the others with the slow tests."""
-    every_run = [a for a in assignments if a not in TRAINING] if every_run is None else every_run
-    return [pytest.param(a, marks=() if a in every_run else pytest.mark.slow) for a in assignments]
-MEMBER_MODEL = ROOT / "tests" / "fixtures" / "members_cpu.keras"  # notebook 5's, trained at the CPU size
+def slow_for(assignments, slow):
+    """``assignments`` as pytest parameters, those in ``slow`` marked slow."""
+    return [pytest.param(a, marks=pytest.mark.slow if a in slow else ()) for a in assignments]
 
 
 class Home:
@@ -153,7 +151,7 @@ def check_table(text):
     return rows
 
 
-@pytest.mark.parametrize("assignment", in_every_run(ASSIGNMENTS))
+@pytest.mark.parametrize("assignment", slow_for(ASSIGNMENTS, TRAINING))
 def test_every_cell_runs_and_the_last_cell_checks_the_notebook(hub, assignment):
     nb = hub.run(assignment)
     errors = [(c.source[:60], o["ename"], o["evalue"][:200]) for c in nb.cells for o in c.get("outputs", [])
@@ -206,7 +204,7 @@ def hand_in_holds_what_the_grader_takes(folder, assignment):
 
 
 # The same command in every notebook: notebook 1's in every run, the others' with the slow tests.
-@pytest.mark.parametrize("assignment", in_every_run(ASSIGNMENTS, every_run=["01_sky"]))
+@pytest.mark.parametrize("assignment", slow_for(ASSIGNMENTS, ASSIGNMENTS[1:]))
 def test_the_printed_check_works_from_the_folder_a_hub_terminal_opens_in(hub, assignment):
     """JupyterLab's terminal opens in the server's root: on a hub, the home that holds
     ``<assignment>/<assignment>.ipynb``. The check of a notebook that saves a model grades
