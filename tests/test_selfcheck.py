@@ -169,3 +169,20 @@ def test_check_and_submit_inside_a_check_do_nothing(monkeypatch, capsys):
     assert check("anything.ipynb") is None and "check() skipped" in capsys.readouterr().out
     assert hand_in("anything.ipynb") is None and "submit() skipped" in capsys.readouterr().out
     assert selfcheck.GUARD == SELFCHECK_ENV
+
+
+def test_the_small_size_scores_the_first_maps_and_says_so(monkeypatch, capsys):
+    """A quick try at the small size is no measure of the recipe: its model cell scores the
+    first maps, as Validate does, and says so; the CPU and GPU sizes score all of them."""
+    from crsky.grading.scoring import public_maps_to_score, score_saved_model
+
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setenv("CRSKY_SIZE", "small")
+    assert 0 < score_saved_model(MODEL, points=4, check_maps=200) <= 4
+    out = capsys.readouterr().out
+    assert "Scored on the first 200 of the 5,000 public held-out maps, at the small size" in out
+    assert "test accuracy on 200 held-out maps:" in out
+    assert public_maps_to_score(300) == 300 and not capsys.readouterr().out  # a count asked for is kept
+    for size in ("cpu", "gpu", ""):
+        monkeypatch.setenv("CRSKY_SIZE", size)
+        assert public_maps_to_score() == 5_000 and not capsys.readouterr().out

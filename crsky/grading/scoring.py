@@ -131,14 +131,21 @@ def grader_scores_outside(measure):
 def public_maps_to_score(n_maps=None, check_maps=1_000):
     """How many public held-out maps a notebook's model cell scores: ``n_maps``, by default
     all ``experiment.HELD_OUT_MAPS``, except under nbgrader's Validate and the self-check,
-    which give a cell ``crsky.limits.CELL_TIMEOUT_S``: there the first ``check_maps``, and a
-    line says so."""
-    if n_maps is None and os.environ.get("NBGRADER_EXECUTION") == "validate":
-        n_maps = min(check_maps, experiment.HELD_OUT_MAPS)
-        print(f"Scored on the first {n_maps:,} of the {experiment.HELD_OUT_MAPS:,} public held-out maps, to fit "
-              "the time Validate and the self-check give a cell (the grader uses as many hidden maps; "
-              "run this cell in the notebook for all of them).")
-    return n_maps or experiment.HELD_OUT_MAPS
+    which give a cell ``crsky.limits.CELL_TIMEOUT_S``, and at the small size
+    (``CRSKY_SIZE=small``, a quick try whose model is no measure of the recipe): there the
+    first ``check_maps``, and a line says so."""
+    if n_maps is not None:
+        return n_maps
+    if os.environ.get("NBGRADER_EXECUTION") == "validate":
+        why = ("to fit the time Validate and the self-check give a cell (the grader uses as many hidden maps; "
+               "run this cell in the notebook for all of them).")
+    elif os.environ.get("CRSKY_SIZE", "").strip().lower() == "small":
+        why = "at the small size (CRSKY_SIZE=small, a quick try); at the CPU and GPU sizes this cell scores all of them."
+    else:
+        return experiment.HELD_OUT_MAPS
+    n_maps = min(check_maps, experiment.HELD_OUT_MAPS)
+    print(f"Scored on the first {n_maps:,} of the {experiment.HELD_OUT_MAPS:,} public held-out maps, {why}")
+    return n_maps
 
 
 def score_saved_model(path=MODEL_FILE, points=4, preset=experiment.PRESET, n_maps=None, check_maps=1_000):
@@ -149,8 +156,9 @@ def score_saved_model(path=MODEL_FILE, points=4, preset=experiment.PRESET, n_map
     ``n_maps``: how many of the ``experiment.HELD_OUT_MAPS`` public held-out maps; by default
     all of them, except under nbgrader's Validate and the self-check (``NBGRADER_EXECUTION ==
     "validate"``), which run every cell of the notebook within the grader's time per cell
-    (``crsky.limits.CELL_TIMEOUT_S``): there the first ``check_maps`` (about 10 s on 2 idle CPU
-    cores, a minute on a busy machine, where all 5,000 take 40-75 s idle) and a line says so.
+    (``crsky.limits.CELL_TIMEOUT_S``), and at the small size: there the first ``check_maps``
+    (about 10 s on 2 idle CPU cores, a minute on a busy machine, where all 5,000 take 40-75 s
+    idle) and a line says so (:func:`public_maps_to_score`).
 
     Under nbgrader's autograde nothing is scored here: the grader scores the submitted file
     outside the notebook, and this returns 0 so that no points come from inside the kernel."""
