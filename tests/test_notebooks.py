@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from bench.notebooks import execute_solutions
-from crsky.course import ASSIGNMENTS, COLAB_REQUIREMENT, COURSE_ROOT as ROOT, REPO_URL
+from crsky.course import ASSIGNMENTS, COLAB_REQUIREMENT, COURSE_ROOT as ROOT, REPO_URL, SELFCHECK_ENV
 
 
 def notebook_path(folder, assignment):
@@ -41,9 +41,16 @@ def jupyter_env(tmp_path_factory):
 @pytest.fixture(scope="module")
 def executed(jupyter_env, tmp_path_factory):
     """Copies of the solution notebooks, executed top to bottom with nbclient (as
-    bench/notebooks.py times them)."""
+    bench/notebooks.py times them). Their last cell's ``check()`` is told a check is running,
+    as inside the self-check's own kernel, and says it is skipped: the self-check runs in
+    tests/test_student_path.py on the released notebooks, as a student runs it, and each
+    solution is checked here once, by nbgrader's Validate below."""
     work = tmp_path_factory.mktemp("solutions")
-    return {assignment: nb for assignment, nb, _ in execute_solutions(work, ASSIGNMENTS, timeout=900)}
+    os.environ[SELFCHECK_ENV] = "1"  # the kernels started below inherit it
+    try:
+        return {assignment: nb for assignment, nb, _ in execute_solutions(work, ASSIGNMENTS, timeout=900)}
+    finally:
+        os.environ.pop(SELFCHECK_ENV)
 
 
 def outputs(cell, kind):
@@ -59,6 +66,10 @@ def test_solution_executes_without_errors(executed, assignment):
     nb = executed[assignment]
     errors = [(c.source[:80], o["ename"], o["evalue"]) for c in nb.cells for o in outputs(c, "error")]
     assert not errors, f"{assignment}: cells raised {errors}"
+    last = nb.cells[-1]
+    assert last.metadata.nbgrader["grade_id"] == "selfcheck"
+    assert [o["text"] for o in outputs(last, "stream")] == [
+        "check() skipped: this notebook is being checked or graded right now.\n"]
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
