@@ -83,14 +83,7 @@ def run_all(path, env, extra=()):
 
 NEEDS = {"04_graph": ("03_training",)}  # notebook 4 reads the model notebook 3 saved
 MEMBER_MODEL = ROOT / "tests" / "fixtures" / "members_cpu.keras"  # notebook 5's, trained at the CPU size
-# Notebook 3 trains two models (the map task and the ordering task) and notebook 5 one, then
-# each checks itself: about 2 and 1.5 minutes on 2 cores, so they run with the slow tests.
-TRAINING = ("03_training", "05_sources")
-
-
-def slow_for(assignments, slow):
-    """``assignments`` as pytest parameters, those in ``slow`` marked slow."""
-    return [pytest.param(a, marks=pytest.mark.slow if a in slow else ()) for a in assignments]
+TRAINING = ("03_training", "05_sources")  # the notebooks that train and save a model
 
 
 class Home:
@@ -151,7 +144,7 @@ def check_table(text):
     return rows
 
 
-@pytest.mark.parametrize("assignment", slow_for(ASSIGNMENTS, TRAINING))
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_cell_runs_and_the_last_cell_checks_the_notebook(hub, assignment):
     nb = hub.run(assignment)
     errors = [(c.source[:60], o["ename"], o["evalue"][:200]) for c in nb.cells for o in c.get("outputs", [])
@@ -203,8 +196,7 @@ def hand_in_holds_what_the_grader_takes(folder, assignment):
         assert sorted(archive.namelist()) == sorted(expected)
 
 
-# The same command in every notebook: notebook 1's in every run, the others' with the slow tests.
-@pytest.mark.parametrize("assignment", slow_for(ASSIGNMENTS, ASSIGNMENTS[1:]))
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_printed_check_works_from_the_folder_a_hub_terminal_opens_in(hub, assignment):
     """JupyterLab's terminal opens in the server's root: on a hub, the home that holds
     ``<assignment>/<assignment>.ipynb``. The check of a notebook that saves a model grades
