@@ -186,9 +186,14 @@ def has_gpu():
     return on_gpu()
 
 
+def requested_size():
+    """The size name ``CRSKY_SIZE`` asks for (lower case; ``""`` when unset), unchecked."""
+    return os.environ.get("CRSKY_SIZE", "").strip().lower()
+
+
 def size(verbose=True):
     """The :class:`crsky.experiment.Size` chosen by ``CRSKY_SIZE`` or, when unset, by the hardware."""
-    name = os.environ.get("CRSKY_SIZE", "").strip().lower()
+    name = requested_size()
     if name and name not in SIZES:
         raise ValueError(f"CRSKY_SIZE must be one of {sorted(SIZES)} or unset, got {name!r}.")
     reason = "CRSKY_SIZE"

@@ -240,8 +240,9 @@ def score_saved_member_model(path=MODEL_FILE, points=4, n_maps=None, check_maps=
     ``n_maps``: how many of the ``experiment.HELD_OUT_MAPS`` public held-out maps (about
     half of them hold sources); by default all, except under nbgrader's Validate and the
     self-check, which give a cell ``crsky.limits.CELL_TIMEOUT_S``, and at the small size:
-    there the first ``check_maps``, and a line says so. Under nbgrader's autograde nothing is scored here:
-    the grader scores the submitted file outside the notebook, and this returns 0."""
+    there the first ``check_maps``, and a line says so. Under nbgrader's autograde nothing
+    is scored here: the grader scores the submitted file outside the notebook, and this
+    returns 0."""
     from crsky.baseline import member_baseline_scores
     from crsky.grading.scoring import grader_scores_outside, load_submitted_model, public_maps_to_score
 
