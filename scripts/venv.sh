@@ -27,6 +27,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     # macOS and Linux on ARM (markers in pyproject.toml); JAX for the second backend.
     # environment.yml installs the same extras.
     python -m pip install --quiet -c "$ROOT/constraints.txt" -e "$ROOT[test,cpu,jax]"
+    # Left behind by a newer jsonschema (see constraints.txt); nothing needs it, and nbformat
+    # would still import it. pip never removes what nothing needs.
+    python -m pip uninstall --quiet --yes rfc3987-syntax 2>/dev/null || true
     echo "$want" > "$stamp"
 fi
 # Validate (JupyterLab's button, nbgrader validate) reads <environment>/etc/jupyter from any
