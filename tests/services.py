@@ -3,14 +3,19 @@ a Dask scheduler with workers, each a separate process, stopped when the test en
 
 import contextlib
 import glob
+import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 
@@ -100,8 +105,6 @@ class DaskCluster:
 
     @property
     def address(self):
-        import json
-
         return json.loads(self.scheduler_file.read_text())["address"]
 
     def wait_for_workers(self, n, timeout=90):
@@ -126,3 +129,182 @@ class DaskCluster:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def free_port():
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http(url, token, method="GET", body=None, timeout=60):
+    """``(status, headers, text)`` of one request with a Jupyter or JupyterHub token (the
+    header is kept across redirects); ``body`` is sent as JSON."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Authorization": f"token {token}", **({"Content-Type": "application/json"} if data is not None else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read().decode(errors="replace")
+
+
+def jupyterhub_missing():
+    """Why a real JupyterHub with Unix users cannot run here (None: it can)."""
+    if os.geteuid() != 0:
+        return "a hub that spawns each user's server as that Unix user runs as root"
+    for program in ("configurable-http-proxy", "useradd", "userdel"):
+        if shutil.which(program) is None:
+            return f"{program} is not installed (apt-get install node-configurable-http-proxy passwd)"
+    try:
+        import jupyterhub  # noqa: F401
+    except ImportError:
+        return "jupyterhub is not installed"
+    return None
+
+
+def shared_python():
+    """A Python >= 3.11 that every local user may run (this one may live in a 0700 home), or None."""
+    for candidate in [getattr(sys, "_base_executable", sys.executable), "/usr/bin/python3", "/usr/local/bin/python3"]:
+        path = Path(os.path.realpath(candidate))
+        reachable = all(p.stat().st_mode & 0o001 for p in path.parents) and path.stat().st_mode & 0o001 \
+            if path.exists() else False
+        if reachable:
+            version = subprocess.run([str(path), "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                                     capture_output=True, text=True, timeout=60).stdout.strip()
+            if version == "True":
+                return path
+    return None
+
+
+def course_environment(folder, instructor_config):
+    """What docker/Dockerfile builds for a hub's users: a new virtual environment of
+    :func:`shared_python` in ``folder``, with docker/install_course.sh run in it (no shared
+    simulations). Returns its ``python``; about 2 minutes (pip's cache serves the wheels)."""
+    python = shared_python()
+    if python is None:
+        raise RuntimeError("no Python >= 3.11 that other users can run (apt-get install python3 python3-venv)")
+    subprocess.run([str(python), "-m", "venv", str(folder)], check=True, capture_output=True, timeout=300)
+    venv_python = Path(folder) / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "JUPYTER_", "CRSKY_", "VIRTUAL_ENV"))}
+    env.update(PYTHON=str(venv_python), CRSKY_SHARED_CACHE="", CRSKY_INSTRUCTOR_CONFIG=str(instructor_config),
+               PATH=os.pathsep.join([str(venv_python.parent), env.get("PATH", "")]))
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(["bash", str(root / "docker" / "install_course.sh"), str(root)], env=env,
+                         capture_output=True, text=True, timeout=1200)
+    if run.returncode:
+        raise RuntimeError(f"docker/install_course.sh failed:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
+    return venv_python
+
+
+class UnixUser:
+    """A new local account with its home in ``homes`` (removed, with everything it runs, by :meth:`remove`)."""
+
+    def __init__(self, name, homes):
+        self.name = name
+        subprocess.run(["useradd", "--create-home", "--home-dir", str(Path(homes) / name), "--shell", "/bin/bash",
+                        "--user-group", name], check=True, capture_output=True, timeout=60)
+        entry = pwd.getpwnam(name)
+        self.uid, self.gid, self.home = entry.pw_uid, entry.pw_gid, Path(entry.pw_dir)
+
+    def own(self, path):
+        subprocess.run(["chown", "-R", f"{self.uid}:{self.gid}", str(path)], check=True, timeout=120)
+
+    def remove(self):
+        subprocess.run(["pkill", "-KILL", "-u", self.name], capture_output=True, timeout=60)
+        time.sleep(0.5)
+        subprocess.run(["userdel", "--remove", self.name], capture_output=True, timeout=60)
+
+
+class JupyterHub:
+    """A real JupyterHub on loopback with its own configurable-http-proxy, run as root so that
+    its LocalProcessSpawner starts each user's ``jupyterhub-singleuser`` of the environment of
+    ``python`` as that Unix user. ``config`` is more of the hub's configuration file (Python); a
+    service ``course-test`` may start, stop and use every server, with :attr:`token`."""
+
+    def __init__(self, folder, users, python, config="", spawner_env=None):
+        self.folder, self.token = Path(folder), secrets.token_hex(24)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        environment = {"PATH": os.pathsep.join([str(Path(python).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+                       **(spawner_env or {})}
+        (self.folder / "jupyterhub_config.py").write_text(f"""
+c = get_config()  # noqa: F821
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {free_port()}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{free_port()}"
+c.ConfigurableHTTPProxy.command = [{shutil.which("configurable-http-proxy")!r}]
+c.ConfigurableHTTPProxy.pid_file = {str(self.folder / "proxy.pid")!r}
+c.JupyterHub.db_url = "sqlite:///{self.folder / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = {str(self.folder / "cookie_secret")!r}
+c.JupyterHub.pid_file = {str(self.folder / "hub.pid")!r}
+c.Authenticator.allowed_users = {set(users)!r}
+c.JupyterHub.services = [{{"name": "course-test", "api_token": {self.token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "course-test", "services": ["course-test"],
+                             "scopes": ["admin:users", "admin:servers", "access:servers", "list:users"]}}]
+c.Spawner.cmd = [{str(Path(python).parent / "jupyterhub-singleuser")!r}]
+c.Spawner.environment = {json.dumps(environment)}
+c.Spawner.notebook_dir = "~"
+c.Spawner.http_timeout = 120
+c.Spawner.start_timeout = 180
+""" + config)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "CRSKY_", "NBGRADER_"))}
+        # Debian's configurable-http-proxy finds its modules in /usr/share/nodejs, where Debian's
+        # own node looks; another node on PATH (NodeSource's) has to be told.
+        env["NODE_PATH"] = os.pathsep.join(filter(None, [env.get("NODE_PATH"), "/usr/share/nodejs"]))
+        self.log = open(self.folder / "hub.log", "w")
+        self.process = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(self.folder / "jupyterhub_config.py")],
+                                        cwd=self.folder, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self._wait(lambda: self.api("GET", "/")[0] == 200, 120, "the hub did not answer")
+
+    def _wait(self, ready, timeout, what):
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the hub exited {self.process.returncode}:\n{self.log_text()}")
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} in {timeout} s:\n{self.log_text()}")
+            time.sleep(0.5)
+
+    def log_text(self, tail=6000):
+        return (self.folder / "hub.log").read_text(errors="replace")[-tail:]
+
+    def api(self, method, path, body=None):
+        """``(status, parsed JSON or text)`` of a call of the hub's REST API."""
+        status, _, text = http(f"{self.url}/hub/api{path}", self.token, method, body)
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+    def start(self, user, timeout=240):
+        """Start ``user``'s server as JupyterHub's *Start My Server* does and wait until it answers."""
+        status, answer = self.api("POST", f"/users/{user}/server")
+        assert status in (201, 202), f"starting the server of {user}: {status} {answer}\n{self.log_text()}"
+        self._wait(lambda: self.api("GET", f"/users/{user}")[1]["servers"].get("", {}).get("ready"), timeout,
+                   f"the server of {user} was not ready")
+
+    def server(self, user, path, method="GET", body=None, timeout=900):
+        """``(status, headers, text)`` of a request to ``user``'s server, through the hub's proxy."""
+        return http(f"{self.url}/user/{user}/{path.lstrip('/')}", self.token, method, body, timeout)
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.terminate()  # the hub stops the servers and its proxy
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()

@@ -12,14 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from crsky.simulate import SIMULATOR_VERSION
+from services import free_port, http
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
@@ -68,20 +67,8 @@ def test_instructor_config_switches_on_exactly_what_students_lack():
                                             "nbgrader.server_extensions.course_list"}
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def get(url, token, timeout=30):
-    """``(status, headers, body)`` of a GET with Jupyter's token header (kept across redirects)."""
-    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.headers, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read().decode(errors="replace")
+    return http(url, token, timeout=timeout)
 
 
 @contextlib.contextmanager

@@ -146,7 +146,8 @@ def run_plan(plan, folder, sandboxed=True, task_timeout=limits.TASK_TIMEOUT_S, l
         problem = (f"{last} did not finish within the time limit" if timed_out else
                    f"the notebook's process ended during {plan['steps'][expected]['where'] if expected < len(plan['steps']) else last}")
     if log is not None:
-        log.info("protected run: %d of %d steps in %.1f s", expected, len(plan["steps"]), time.monotonic() - started)
+        log.info("protected run %s: %d of %d steps in %.1f s", "in the sandbox" if sandboxed else "WITHOUT the sandbox",
+                 expected, len(plan["steps"]), time.monotonic() - started)
     return records, problem
 
 
