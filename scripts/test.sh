@@ -12,17 +12,21 @@ cd "$ROOT"
 start=$SECONDS
 # Tests marked slow (larger-scale repeats of what faster tests check) run with CRSKY_TEST_SLOW=1.
 if [ "${CRSKY_TEST_SLOW:-0}" = 1 ]; then all="" keras="keras"; else all="not slow" keras="keras and not slow"; fi
-echo "==> tests on the TensorFlow backend${all:+ ($all)}"
-KERAS_BACKEND=tensorflow python -m pytest ${all:+-m "$all"} "$@"
+# The modules run on one pytest-xdist worker per core (at most 4: each worker starts kernels and
+# sandboxes of its own), a module's tests on one worker; CRSKY_TEST_WORKERS=0 runs them in this process.
+workers="${CRSKY_TEST_WORKERS:-$(python -c 'import os; print(min(len(os.sched_getaffinity(0)), 4))')}"
+parallel=(-n "$workers" --dist loadfile)
+echo "==> tests on the TensorFlow backend${all:+ ($all)}, $workers workers"
+KERAS_BACKEND=tensorflow python -m pytest "${parallel[@]}" ${all:+-m "$all"} "$@"
 echo "==> Keras tests on the JAX backend"
-KERAS_BACKEND=jax python -m pytest -m "$keras" "$@"
+KERAS_BACKEND=jax python -m pytest "${parallel[@]}" -m "$keras" "$@"
 if [ "${CRSKY_TEST_TORCH:-1}" = 1 ] && ! python -c "import torch" 2>/dev/null; then
     echo "==> installing PyTorch for the third backend"
     python -m pip install --quiet -c constraints.txt torch
 fi
 if [ "${CRSKY_TEST_TORCH:-1}" = 1 ]; then
     echo "==> Keras tests on the PyTorch backend"
-    KERAS_BACKEND=torch python -m pytest -m "$keras" "$@"
+    KERAS_BACKEND=torch python -m pytest "${parallel[@]}" -m "$keras" "$@"
 else
     echo "==> Keras tests on the PyTorch backend: skipped (CRSKY_TEST_TORCH=0)"
 fi

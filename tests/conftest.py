@@ -16,3 +16,16 @@ def _seed():
     except ImportError:
         return
     keras.utils.set_random_seed(0)
+
+
+# The longest modules first (measured, docs/performance.md): scripts/test.sh runs the modules on
+# several pytest-xdist workers (--dist loadfile), which take them in this order, so that the
+# long ones start at once and the workers finish together. A serial run keeps the same order.
+LONGEST_FIRST = ("test_student_path.py", "test_grading.py", "test_notebooks.py", "test_routes.py",
+                 "test_jupyterhub.py", "test_main.py", "test_corpus.py", "test_exchange.py", "test_edgeconv.py",
+                 "test_training_options.py", "test_trusted_scoring.py", "test_repair.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the others keep their order
