@@ -29,7 +29,7 @@ def jupyter_env(tmp_path_factory):
            "JUPYTER_RUNTIME_DIR": base / "runtime", "CRSKY_SIZE": "small", "CRSKY_CACHE": base / "cache"}
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update({key: str(value) for key, value in env.items()})
-    os.environ.pop("CRSKY_GRADING_SEED", None)
+    os.environ.pop("CRSKY_SEED_FILE", None)
     yield env
     for key, value in saved.items():
         if value is None:

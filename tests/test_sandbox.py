@@ -6,6 +6,7 @@ reason, unless ``CRSKY_REQUIRE_SANDBOX=1`` (scripts/test.sh sets it where it ins
 bubblewrap): then they fail.
 """
 
+import dataclasses
 import json
 import os
 import socket
@@ -19,6 +20,7 @@ import pytest
 
 from crsky.course import COURSE_ROOT
 from crsky.grading import sandbox
+from crsky.grading.sandbox.uids import processes_of
 
 OK, REASON = sandbox.probe()
 REQUIRED = os.environ.get("CRSKY_REQUIRE_SANDBOX") == "1"
@@ -63,12 +65,12 @@ def course(tmp_path_factory):
         limits=sandbox.Limits(nproc=128),
     )
     sandbox.write_kernelspec(data, "sbx", config)
-    sandbox.write_kernelspec(data, "sbx-small", sandbox.dataclasses.replace(
+    sandbox.write_kernelspec(data, "sbx-small", dataclasses.replace(
         config, limits=sandbox.Limits(nproc=48)))
     (base / "rt").mkdir()
-    old = {k: os.environ.get(k) for k in ("JUPYTER_DATA_DIR", "CRSKY_GRADING_SEED")}
+    old = {k: os.environ.get(k) for k in ("JUPYTER_DATA_DIR", "CRSKY_SEED_FILE")}
     os.environ["JUPYTER_DATA_DIR"] = str(data)
-    os.environ["CRSKY_GRADING_SEED"] = SEED  # the grader's secret: must not reach the kernel
+    os.environ["CRSKY_SEED_FILE"] = SEED  # the grader's secret: must not reach the kernel
     yield dict(base=base, repo=repo, course=course, work=work, seed=seed, data=data, config=config,
                ip=str(base / "rt" / "kernel"))
     for key, value in old.items():
@@ -106,10 +108,6 @@ def result(cell):
         if line.startswith("{"):
             return json.loads(line)
     raise AssertionError(f"no JSON result in {cell.source!r}: {cell.outputs}")
-
-
-def processes_of(uid):
-    return sandbox._processes_of(uid)
 
 
 # ------------------------------------------------------------------ the main battery (one kernel)
@@ -201,7 +199,7 @@ BATTERY = [
     for p in os.listdir("/proc"):
         if p.isdigit():
             try:
-                if b"CRSKY_GRADING_SEED" in open(f"/proc/{p}/environ", "rb").read():
+                if b"CRSKY_SEED_FILE" in open(f"/proc/{p}/environ", "rb").read():
                     leaked.append(p)
             except OSError:
                 pass
@@ -322,7 +320,7 @@ IPYKERNEL_SETS = {"TERM", "CLICOLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "PAGER", 
 
 def test_grader_environment_not_visible(battery, course):
     env = battery["results"][5]["env"]
-    assert "CRSKY_GRADING_SEED" not in env and SEED not in json.dumps(env)
+    assert "CRSKY_SEED_FILE" not in env and SEED not in json.dumps(env)
     assert battery["results"][5]["leaked_in_proc"] == []   # not in bwrap's own environment either
     assert env["HOME"] == "/home/student" and env["JUPYTER_DATA_DIR"] != str(course["data"])
     allowed = set(sandbox.Sandbox(".").environment()) | set(sandbox.DEFAULT_PASS_ENV) | IPYKERNEL_SETS
@@ -468,7 +466,7 @@ def test_run_scoring_process(course, tmp_path):
         except OSError:
             net = "no"
         json.dump({"score": n * 2, "net": net, "uid": os.getuid(),
-                   "seed": os.environ.get("CRSKY_GRADING_SEED"), "given": os.environ.get("MAPS")}, open("score.json", "w"))
+                   "seed": os.environ.get("CRSKY_SEED_FILE"), "given": os.environ.get("MAPS")}, open("score.json", "w"))
     """)
     res = sandbox.run([PYTHON, "-c", code], tmp_path, ro_paths=[REPO], env={"MAPS": "maps.npz", "PYTHONPATH": REPO},
                       timeout=60, text=True)

@@ -23,7 +23,7 @@ COMMAND = re.compile(r"`(python -m crsky\.[^`]+)`")
 
 def student_env(base):
     """The environment of a student's Jupyter server: the small size, nothing of grading set."""
-    env = {k: v for k, v in os.environ.items() if k not in ("NBGRADER_EXECUTION", SELFCHECK_ENV, "CRSKY_GRADING_SEED")}
+    env = {k: v for k, v in os.environ.items() if k not in ("NBGRADER_EXECUTION", SELFCHECK_ENV, "CRSKY_SEED_FILE")}
     env.update(CRSKY_SIZE="small", CRSKY_CACHE=str(base / "cache"), JUPYTER_CONFIG_DIR=str(base / "jupyter-config"),
                JUPYTER_DATA_DIR=str(base / "jupyter-data"), JUPYTER_RUNTIME_DIR=str(base / "jupyter-runtime"),
                PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
