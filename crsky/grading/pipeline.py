@@ -318,8 +318,17 @@ def _failure_reason(log_text, cell_timeout_s):
     for pattern, reason in checks:
         if re.search(pattern, log_text):
             return reason
-    errors = [line.strip() for line in log_text.splitlines() if "ERROR" in line]
-    return "autograding failed: " + (errors[-1][:300] if errors else "nbgrader exited with an error")
+    lines = [line.strip() for line in log_text.splitlines()]
+    # The exception's own line ("SomeError: what went wrong") says more than nbgrader's closing
+    # "Please see the above traceback"; keep the last one, else the last ERROR line.
+    raised = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    errors = [line for line in lines if "ERROR" in line and "see the above traceback" not in line]
+    chosen = (raised or errors or [line for line in lines if "ERROR" in line])
+    return "autograding failed: " + (chosen[-1][:300] if chosen else "nbgrader exited with an error")
+
+
+# A Python exception's last traceback line: "ValueError: ..." or "sqlite3.OperationalError: ...".
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\b(?::|$)")
 
 
 def _retryable(log_text):
