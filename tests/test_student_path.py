@@ -174,6 +174,33 @@ def test_every_cell_runs_and_the_last_cell_checks_the_notebook(hub, assignment):
         assert "wrote 01_sky.zip" in out and (hub.path / "01_sky" / "01_sky.zip").is_file()
 
 
+@pytest.mark.parametrize("assignment, figures", [("01_sky", 3), ("03_training", 2), ("04_graph", 1), ("05_sources", 2)])
+def test_plots_are_drawn(hub, assignment, figures):
+    images = [o for c in hub.run(assignment).cells for o in c.get("outputs", [])
+              if o.get("output_type") == "display_data" and "image/png" in o["data"]]
+    assert len(images) >= figures
+
+
+def printed_text(nb):
+    return "".join(text_of(c, "stdout") for c in nb.cells)
+
+
+def test_the_training_notebook_saves_its_model_for_grading(hub):
+    text = printed_text(hub.run("03_training"))
+    assert "saved the trained model to dgcnn.keras" in text
+    assert re.search(r"test accuracy on \d+ held-out maps: 0\.\d{3} -> \d+\.\d\d of 4 points", text)
+
+
+def test_the_sources_notebook_saves_its_model_and_compares_it_with_the_baseline(hub):
+    text = printed_text(hub.run("05_sources"))
+    assert "saved the trained model to members.keras" in text
+    assert re.search(r"member DGCNN +0\.\d{3} +0\.\d{3} +0\.\d{3}", text)
+    assert re.search(r"classical baseline +0\.\d{3} +0\.\d{3} +0\.\d{3}", text)
+    assert re.search(r"purity gain of the network at the baseline's efficiency: [+-]\d+\.\d points", text)
+    assert re.search(r"purity on \d+ held-out maps with sources, at the baseline's efficiency 0\.\d{3}: 0\.\d{3} -> "
+                     r"\d\.\d\d of 4 points", text)  # the saved model's graded cell, on public held-out maps
+
+
 def printed_commands(nb):
     return COMMAND.findall(cell(nb, "selfcheck_intro").source)
 
