@@ -33,7 +33,9 @@ if [ "${#_crsky_missing[@]}" -gt 0 ]; then
     fi
 fi
 if command -v bwrap >/dev/null 2>&1; then export CRSKY_REQUIRE_SANDBOX=1; fi
-if [ "$(id -u)" = 0 ] && command -v configurable-http-proxy >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+# The hub test needs every one of the hub's programs checked above, not only some.
+if [ "$(id -u)" = 0 ] && command -v configurable-http-proxy >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 \
+        && command -v chromedriver >/dev/null 2>&1 && /usr/bin/python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
     export CRSKY_REQUIRE_HUB=1
 fi
 unset _crsky_missing _crsky_apt _crsky_tool

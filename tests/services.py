@@ -165,13 +165,17 @@ def jupyterhub_missing():
     return None
 
 
+def runnable_by_everyone(path):
+    """Whether every local user may run ``path``: it and each folder above it are open to others."""
+    path = Path(path)
+    return path.exists() and bool(path.stat().st_mode & 0o001) and all(p.stat().st_mode & 0o001 for p in path.parents)
+
+
 def shared_python():
     """A Python >= 3.11 that every local user may run (this one may live in a 0700 home), or None."""
     for candidate in [getattr(sys, "_base_executable", sys.executable), "/usr/bin/python3", "/usr/local/bin/python3"]:
         path = Path(os.path.realpath(candidate))
-        reachable = all(p.stat().st_mode & 0o001 for p in path.parents) and path.stat().st_mode & 0o001 \
-            if path.exists() else False
-        if reachable:
+        if runnable_by_everyone(path):
             version = subprocess.run([str(path), "-c", "import sys; print(sys.version_info >= (3, 11))"],
                                      capture_output=True, text=True, timeout=60).stdout.strip()
             if version == "True":
@@ -179,24 +183,46 @@ def shared_python():
     return None
 
 
-def course_environment(folder, instructor_config):
-    """What docker/Dockerfile builds for a hub's users: a new virtual environment of
-    :func:`shared_python` in ``folder``, with docker/install_course.sh run in it (no shared
-    simulations). Returns its ``python``; about 2 minutes (pip's cache serves the wheels)."""
-    python = shared_python()
-    if python is None:
-        raise RuntimeError("no Python >= 3.11 that other users can run (apt-get install python3 python3-venv)")
-    subprocess.run([str(python), "-m", "venv", str(folder)], check=True, capture_output=True, timeout=300)
-    venv_python = Path(folder) / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "JUPYTER_", "CRSKY_", "VIRTUAL_ENV"))}
-    env.update(PYTHON=str(venv_python), CRSKY_SHARED_CACHE="", CRSKY_INSTRUCTOR_CONFIG=str(instructor_config),
-               PATH=os.pathsep.join([str(venv_python.parent), env.get("PATH", "")]))
+def clone_with_changes(folder):
+    """A fresh ``git clone`` of this repository in ``folder``, with the working tree's
+    uncommitted changes to tracked files committed on top (none in CI): what is tested is
+    what is here, and no ignored file (grading/course/, checkpoints, models) comes along."""
     root = Path(__file__).resolve().parents[1]
-    run = subprocess.run(["bash", str(root / "docker" / "install_course.sh"), str(root)], env=env,
-                         capture_output=True, text=True, timeout=1200)
-    if run.returncode:
-        raise RuntimeError(f"docker/install_course.sh failed:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
-    return venv_python
+    folder = Path(folder)
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(root), str(folder)], check=True, timeout=120)
+    diff = subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--binary"], check=True, capture_output=True,
+                          timeout=60).stdout
+    if diff:
+        subprocess.run(["git", "-C", str(folder), "apply", "--whitespace=nowarn"], input=diff, check=True, timeout=60)
+    subprocess.run(["git", "-C", str(folder), "add", "-A"], check=True, timeout=60)
+    subprocess.run(["git", "-C", str(folder), "-c", "user.name=test", "-c", "user.email=test@localhost", "commit",
+                    "--quiet", "--allow-empty", "-m", "the working tree"], check=True, timeout=60)
+    return folder
+
+
+class CourseEnvironment:
+    """What docker/Dockerfile builds for a hub's users: a new virtual environment in ``folder``
+    with docker/install_course.sh run in it. ``python`` is the environment's, ``env`` what the
+    script ran with (nothing of this process's Jupyter, course or Python settings) and ``log``
+    what it printed. ``base_python``: the interpreter of the new environment (default: this
+    one's base); ``settings``: more variables for the script (``CRSKY_SHARED_CACHE`` etc.; by
+    default no shared simulations). About 2 minutes (pip's cache serves the wheels)."""
+
+    def __init__(self, folder, instructor_config, base_python=None, **settings):
+        base_python = base_python or getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([str(base_python), "-m", "venv", str(folder)], check=True, capture_output=True, timeout=300)
+        self.python = Path(folder) / "bin" / "python"
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("PYTHONPATH", "JUPYTER_", "CRSKY_", "VIRTUAL_ENV"))}
+        self.env.update(PYTHON=str(self.python), CRSKY_SHARED_CACHE="", CRSKY_INSTRUCTOR_CONFIG=str(instructor_config),
+                        PATH=os.pathsep.join([str(self.python.parent), self.env.get("PATH", "")]))
+        self.env.update({key: str(value) for key, value in settings.items()})
+        root = Path(__file__).resolve().parents[1]
+        run = subprocess.run(["bash", str(root / "docker" / "install_course.sh"), str(root)], env=self.env,
+                             capture_output=True, text=True, timeout=1200)
+        if run.returncode:
+            raise RuntimeError(f"docker/install_course.sh failed:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
+        self.log = run.stdout
 
 
 class UnixUser:

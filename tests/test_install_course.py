@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from crsky.simulate import SIMULATOR_VERSION
-from services import free_port, http
+from services import CourseEnvironment, free_port, http
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
@@ -152,19 +152,13 @@ print(json.dumps({"server": server, "lab_disabled": sorted(k for k in disabled i
 @pytest.mark.slow
 def test_install_script_in_a_fresh_environment(tmp_path):
     """About 2 minutes: a new venv, everything installed from the package index."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "JUPYTER_", "CRSKY_", "VIRTUAL_ENV"))}
-    env.update(HOME=str(tmp_path / "home"), PYTHON=str(python), CRSKY_CACHE_SIZES="small",
-               CRSKY_SHARED_CACHE=str(tmp_path / "cache"), CRSKY_INSTRUCTOR_CONFIG=str(tmp_path / "instructor"),
-               PATH=os.pathsep.join([str(venv / "bin"), env.get("PATH", "")]))
-    run = subprocess.run(["bash", str(SCRIPT), str(ROOT)], env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    assert "install_course: done: crsky 0.1.0 nbgrader 0.9.6" in run.stdout
+    installed = CourseEnvironment(tmp_path / "venv", tmp_path / "instructor", HOME=tmp_path / "home",
+                                  CRSKY_CACHE_SIZES="small", CRSKY_SHARED_CACHE=tmp_path / "cache")
+    python, env, venv = installed.python, installed.env, tmp_path / "venv"
+    assert "install_course: done: crsky 0.1.0 nbgrader 0.9.6" in installed.log
     # What a hub spawns: jupyterhub-singleuser at the pinned version (the hub's major version).
     pin = re.search(r"^jupyterhub==(\S+)", (ROOT / "constraints.txt").read_text(), flags=re.M).group(1)
-    assert f"jupyterhub {pin}" in run.stdout and (venv / "bin" / "jupyterhub-singleuser").is_file()
+    assert f"jupyterhub {pin}" in installed.log and (venv / "bin" / "jupyterhub-singleuser").is_file()
     spawnable = subprocess.run([str(python), "-c", "from jupyterhub.singleuser import main"], env=env,
                                capture_output=True, text=True, timeout=120)
     assert spawnable.returncode == 0, spawnable.stderr[-2000:]

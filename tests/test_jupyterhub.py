@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import yaml
 from crsky.course import COURSE_ROOT as ROOT
 from crsky.grading import sandbox
 from crsky.grading.samples import answered
-from services import JupyterHub, UnixUser, course_environment, jupyterhub_missing
+from services import CourseEnvironment, JupyterHub, UnixUser, clone_with_changes, jupyterhub_missing, shared_python
 
 ASSIGNMENT = "02_kernel"
 COURSE = "crsky"
@@ -71,10 +70,12 @@ def hub():
         exchange.mkdir()
         exchange.chmod(0o777)  # every user's pod mounts it writable (nbgrader sets inbound/ write-only itself)
         # The image's environment (docker/Dockerfile runs docker/install_course.sh), for everyone.
-        python = course_environment(base / "env", base / "instructor-config")
-        # The instructor's course: a clone in their home (docs/jupyterhub.md, step 4).
-        course = users["instructor"].home / "crsky"
-        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(course)], check=True, timeout=120)
+        base_python = shared_python()
+        if base_python is None:
+            pytest.fail("no Python >= 3.11 that other users can run (apt-get install python3 python3-venv)")
+        python = CourseEnvironment(base / "env", base / "instructor-config", base_python=base_python).python
+        # The instructor's course: a clone in their home (docs/jupyterhub.md, step 4), of what is here.
+        course = clone_with_changes(users["instructor"].home / "crsky")
         users["instructor"].own(course)
         started = JupyterHub(base / "hub", [u.name for u in users.values()], python,
                              config=hub_config(users["instructor"].name, base / "instructor-config"),

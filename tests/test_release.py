@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from tests.services import clone_with_changes
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "02_kernel"
@@ -18,17 +19,8 @@ MARKER = "A line only this test writes."
 
 @pytest.fixture
 def clone(tmp_path):
-    """A fresh clone of the repository with the working tree's uncommitted changes to tracked
-    files applied (none in CI): no ignored file (grading/course/, checkpoints, models) is in it."""
-    folder = tmp_path / "crsky"
-    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(folder)], check=True, timeout=120)
-    diff = subprocess.run(["git", "-C", str(ROOT), "diff", "HEAD", "--binary"], check=True, capture_output=True,
-                          timeout=60).stdout
-    if diff:
-        subprocess.run(["git", "-C", str(folder), "apply", "--whitespace=nowarn"], input=diff, check=True, timeout=60)
-    subprocess.run(["git", "-C", str(folder), "add", "-A"], check=True, timeout=60)
-    subprocess.run(["git", "-C", str(folder), "-c", "user.name=test", "-c", "user.email=test@localhost", "commit",
-                    "--quiet", "--allow-empty", "-m", "the working tree"], check=True, timeout=60)
+    """A fresh clone of the repository with the working tree's uncommitted changes (none in CI)."""
+    folder = clone_with_changes(tmp_path / "crsky")
     assert not (folder / "grading" / "course").exists()
     return folder
 
