@@ -55,6 +55,16 @@ def test_a_remote_cluster_needs_a_shared_gradebook(submissions, tmp_path):
         pipeline.grade(submissions, tmp_path / "results", tmp_path / "work", cluster="tcp://127.0.0.1:1")
 
 
+def test_one_options_object_and_no_unknown_setting(submissions, tmp_path):
+    """The command line's options are one :class:`pipeline.Options`; a mistyped setting is refused, not ignored."""
+    options = pipeline.Options(cluster="tcp://127.0.0.1:1")
+    with pytest.raises(pipeline.GradingError, match="needs a gradebook every worker can reach"):
+        pipeline.grade(submissions, tmp_path / "results", tmp_path / "work", options)
+    with pytest.raises(TypeError, match="held_out_map"):
+        pipeline.grade(submissions, tmp_path / "results", tmp_path / "work", held_out_map=10)
+    assert not (tmp_path / "work").exists()
+
+
 def test_separate_cluster_with_postgresql_grades_the_same_even_when_a_worker_dies(submissions, serial, tmp_path):
     cluster = DaskCluster(workers=2)
     try:

@@ -220,7 +220,7 @@ def test_the_pipeline_reads_a_generated_seed_and_turns_refusals_into_grading_err
 
 def test_the_command_line_grades_with_a_generated_seed_and_refuses_a_bad_one(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(pipeline, "grade", lambda submissions, results, workdir, seed, *a, **k: seen.append(seed))
+    monkeypatch.setattr(pipeline, "grade", lambda submissions, results, workdir=None, options=None: seen.append(options.seed))
     path = new_seed_file(tmp_path / "heldout.seed")
     pipeline.main([str(tmp_path), "--seed-file", str(path)])
     assert seen == [read_seed_file(path)]

@@ -42,6 +42,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 import nbformat
 import numpy as np
@@ -83,6 +84,22 @@ class Context:
     baseline_accuracy: float         # the pair-count baseline's accuracy on the held-out maps
     held_out_source_id: bytes = b""  # .npy (n, 500): the truth per cosmic ray (notebook 5's scoring)
     member_baseline_scores: bytes = b""  # .npy (m, 500): the classical member baseline on the m maps with sources
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How a batch is graded (:func:`grade`; the command line's options)."""
+
+    seed: Optional[int] = None       # the hidden held-out seed (:func:`read_seed`); None: the public one
+    cell_timeout_s: int = limits.CELL_TIMEOUT_S
+    task_timeout_s: int = limits.TASK_TIMEOUT_S
+    sandboxed: bool = True           # False only for trusted work (--unsafe-no-sandbox)
+    workers: Optional[int] = None    # local Dask workers (default: the CPU cores)
+    cluster: Optional[str] = None    # a running Dask scheduler's address, tcp://HOST:8786
+    gradebook_url: Optional[str] = None  # default: SQLite in the work folder
+    quiet: bool = False              # no progress bar, no summary
+    retries: int = 2                 # Dask's retries of a task whose worker was lost
+    held_out_maps: int = experiment.HELD_OUT_MAPS  # hidden maps that score a saved model
 
 
 @dataclasses.dataclass
@@ -226,8 +243,7 @@ def read_seed(seed_file):
         raise GradingError(str(error)) from None
 
 
-def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=limits.CELL_TIMEOUT_S, task_timeout_s=limits.TASK_TIMEOUT_S,
-         sandboxed=True, log=print, held_out_maps_count=experiment.HELD_OUT_MAPS):
+def plan(submissions, workdir, gradebook_url, options=Options(), log=print):
     """Step 1. Returns ``(context, tasks, students, problems)``: ``students`` every student id
     seen, ``problems`` ``{(student, assignment): [message]}`` for what was rejected."""
     workdir = Path(workdir)
@@ -273,11 +289,11 @@ def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=limits.C
     if scored:
         from crsky.grading.scoring import baseline_accuracy
 
-        if seed is None:
+        if options.seed is None:
             log("warning: no seed file: the held-out maps use the PUBLIC seed, which students can reproduce")
         from crsky.simulate import held_out_simulation
 
-        sim = held_out_simulation(n_maps=held_out_maps_count, seed=seed)
+        sim = held_out_simulation(n_maps=options.held_out_maps, seed=options.seed)
         x, y = sim["data"], sim["label"]
         maps, labels, source_id = _npy(x), [int(v) for v in y], _npy(np.asarray(sim["source_id"]))
         baseline = baseline_accuracy(x, y)
@@ -290,7 +306,8 @@ def plan(submissions, workdir, gradebook_url, seed=None, cell_timeout_s=limits.C
             member_scores = _npy(member_baseline_scores(public_member_baseline(), x[np.asarray(y) == 1]))
     context = Context(
         course_root=str(COURSE_ROOT), course_digest=course_digest(COURSE_ROOT), gradebook_url=gradebook_url,
-        cell_timeout_s=cell_timeout_s, task_timeout_s=task_timeout_s, sandboxed=sandboxed, releases=releases,
+        cell_timeout_s=options.cell_timeout_s, task_timeout_s=options.task_timeout_s, sandboxed=options.sandboxed,
+        releases=releases,
         sources=sources, trusted_tests=trusted, held_out_maps=maps, held_out_labels=labels,
         full_marks_at=scoring.full_marks_accuracy(baseline), baseline_accuracy=baseline,
         held_out_source_id=source_id, member_baseline_scores=member_scores,
@@ -337,7 +354,7 @@ def _retryable(log_text):
 
 
 def grade_one(task, context, scratch_root=None):
-    """Step 2 for one submission: returns its record (a dict; see :func:`_empty_record`).
+    """Step 2 for one submission: returns its :class:`~crsky.grading.records.Record`.
 
     Never raises for anything the submission does; raises :class:`RetryableError` when the
     infrastructure failed (then Dask runs the task again, from scratch)."""
@@ -345,7 +362,7 @@ def grade_one(task, context, scratch_root=None):
     if course_digest(COURSE_ROOT) != context.course_digest:
         raise RetryableError(f"this worker ({socket.gethostname()}) has another version of the course at "
                              f"{COURSE_ROOT}: install the same version on every worker")
-    record = _empty_record(task.student, task.assignment)
+    record = records.empty_record(task.student, task.assignment)
     record["notes"] = list(task.notes)
     record["errors"] = list(task.problems)
     folder = Path(tempfile.mkdtemp(prefix="crg-", dir=scratch_root))
@@ -356,9 +373,6 @@ def grade_one(task, context, scratch_root=None):
     record["seconds"] = round(time.monotonic() - start, 1)
     record["worker"] = socket.gethostname()
     return record
-
-
-_empty_record = records.empty_record
 
 
 def _grade_in(folder, task, context, record):
@@ -464,20 +478,20 @@ def write_csv(rows, path):
                              *("" if r.get(name) is None else f"{r[name]:.4f}" for name in ("accuracy", "purity"))])
 
 
-def gather(records, students, problems, context, workdir, results, log=print):
+def gather(graded, students, problems, context, workdir, results, log=print):
     """Step 3: grades.csv (every student x assignment), feedback, nbgrader's export; returns the rows."""
     workdir, results = Path(workdir), Path(results)
     max_scores = {}
     with gradebook.opened(context.gradebook_url) as book:
         for assignment in ASSIGNMENTS:
             max_scores[assignment] = float(book.find_assignment(assignment).max_score)
-    by_key = {(r["student"], r["assignment"]): r for r in records}
+    by_key = {(r["student"], r["assignment"]): r for r in graded}
     rows = []
     for student in students:
         for assignment in ASSIGNMENTS:
             record = by_key.get((student, assignment))
             if record is None:
-                record = _empty_record(student, assignment)
+                record = records.empty_record(student, assignment)
                 record["errors"] = problems.get((student, assignment)) or ["not submitted"]
             record["max_score"] = max_scores[assignment]
             rows.append(record)
@@ -492,12 +506,12 @@ def gather(records, students, problems, context, workdir, results, log=print):
                         public.parent.mkdir(parents=True, exist_ok=True)
                         public.write_bytes(data)
     differences = gradebook.restore(context.gradebook_url, {
-        (r["student"], r["assignment"]): r["scores"] for r in records if r["graded"] or r["scores"]})
+        (r["student"], r["assignment"]): r["scores"] for r in graded if r["graded"] or r["scores"]})
     for line in differences:
         log(f"gradebook: {line}")
     write_csv(rows, results / "grades.csv")
     with open(results / "tasks.log", "w") as handle:
-        for r in records:
+        for r in graded:
             parts = ", ".join(f"{k} {v:.1f} s" for k, v in r.get("timings", {}).items())
             handle.write(f"{r['student']} {r['assignment']}: {r.get('seconds', 0):.1f} s ({parts}) on {r.get('worker', '?')}"
                          f"{'' if r['graded'] else ' (not graded: ' + '; '.join(r['errors'])[:200] + ')'}\n")
@@ -540,14 +554,16 @@ def default_gradebook(workdir):
     return f"sqlite:///{Path(workdir).resolve() / 'gradebook.db'}"
 
 
-def grade(submissions, results, workdir=None, seed=None, cell_timeout_s=limits.CELL_TIMEOUT_S, task_timeout_s=limits.TASK_TIMEOUT_S, sandboxed=True,
-          workers=None, cluster=None, gradebook_url=None, quiet=False, retries=2,
-          held_out_maps=experiment.HELD_OUT_MAPS):
-    """Run the three steps on a Dask cluster (an embedded local one unless ``cluster`` is a
-    scheduler address); returns the rows of ``results/grades.csv``. ``held_out_maps``: how
-    many hidden maps score a saved model (fewer only to test the pipeline quickly)."""
+def grade(submissions, results, workdir=None, options=None, **settings):
+    """Run the three steps on a Dask cluster (an embedded local one unless ``options.cluster``
+    is a scheduler address); returns the rows of ``results/grades.csv``. ``options``: an
+    :class:`Options`; ``settings``: fields of it to change (``seed=..., workers=2``; fewer
+    ``held_out_maps`` only to test the pipeline quickly)."""
     from crsky.grading import cluster as dask_cluster
 
+    options = dataclasses.replace(options or Options(), **settings)
+    seed, cell_timeout_s, sandboxed, quiet = options.seed, options.cell_timeout_s, options.sandboxed, options.quiet
+    cluster, gradebook_url = options.cluster, options.gradebook_url
     start = time.perf_counter()
     say = (lambda *a: None) if quiet else print
     submissions, results = Path(submissions).resolve(), Path(results).resolve()
@@ -575,12 +591,11 @@ def grade(submissions, results, workdir=None, seed=None, cell_timeout_s=limits.C
     before = collecting.checksum_tree(submissions)
     say(f"course folder {workdir}; sandbox {'on' if sandboxed else 'OFF'}; per-cell timeout {cell_timeout_s} s; "
         f"hidden held-out seed {'set' if seed is not None else 'NOT set (public seed)'}")
-    context, tasks, students, problems = plan(submissions, workdir, gradebook_url, seed, cell_timeout_s,
-                                              task_timeout_s, sandboxed, log=say, held_out_maps_count=held_out_maps)
+    context, tasks, students, problems = plan(submissions, workdir, gradebook_url, options, log=say)
     say(f"collected {len(students)} students, {len(tasks)} notebooks to grade")
-    records = dask_cluster.run_tasks(grade_one, tasks, context, workers=workers, address=cluster, retries=retries,
-                                     quiet=quiet)
-    rows, differences = gather(records, students, problems, context, workdir, results, log=say)
+    graded = dask_cluster.run_tasks(grade_one, tasks, context, workers=options.workers, address=cluster,
+                                    retries=options.retries, quiet=quiet)
+    rows, differences = gather(graded, students, problems, context, workdir, results, log=say)
     changed = collecting.compare_checksums(before, collecting.checksum_tree(submissions))
     if not quiet:
         print_summary(rows, time.perf_counter() - start, len(tasks), differences, changed)
@@ -617,9 +632,10 @@ def main(argv=None):
                         help="run students' notebooks WITHOUT the sandbox (only for trusted work)")
     args = parser.parse_args(argv)
     try:
-        grade(args.submissions, args.results, args.workdir, read_seed(args.seed_file), args.timeout,
-              args.task_timeout, not args.unsafe_no_sandbox, args.workers, args.cluster, args.gradebook,
-              held_out_maps=args.held_out_maps)
+        options = Options(seed=read_seed(args.seed_file), cell_timeout_s=args.timeout, task_timeout_s=args.task_timeout,
+                          sandboxed=not args.unsafe_no_sandbox, workers=args.workers, cluster=args.cluster,
+                          gradebook_url=args.gradebook, held_out_maps=args.held_out_maps)
+        grade(args.submissions, args.results, args.workdir, options)
     except GradingError as error:
         raise SystemExit(f"error: {error}") from None
 
