@@ -1,7 +1,7 @@
 """How honest students' models score under the grading rule: the course's recipe at a size
 (default: the notebooks' CPU size) trained from several seeds on the course's data, each
 model scored on the public held-out maps as the grader scores a saved model, against the
-pair-count baseline on the same maps (crsky.grading.scoring.full_marks_accuracy).
+pair-count baseline on the same maps (crsky.scoring.full_marks_accuracy).
 
 Prints one line per seed and the mean and spread of the accuracy, of its margin over the
 baseline and of the points: the figures behind ``crsky.experiment.FULL_MARKS_MARGIN``.
@@ -30,7 +30,7 @@ def main():
 
     from crsky import experiment
     from crsky.dataset import load_sky_maps
-    from crsky.grading import scoring
+    from crsky import scoring
     from crsky.training import train_from_seed
 
     size = experiment.SIZES[args.size]

@@ -17,7 +17,10 @@ Modules, one job each (docs/architecture.md draws how they depend on each other)
     crsky.plots       sky maps, training curves, ROC curves, graphs on the sky
     crsky.course      helpers the notebooks share: quiet logs, the size switch, where the course lives
     crsky.main        the main job: simulate, train, evaluate, plot
-    crsky.grading     scoring saved models, the students' self-check, the instructors' pipeline
+    crsky.scoring     the scoring rule of a saved model (held-out accuracy against the pair count)
+    crsky.selfcheck   the students' self-check: run a notebook as the grader does
+    crsky.submit      the zip a student hands in    crsky.colab  Colab's notebook format
+    crsky.grading     the instructors' side: nbgrader's steps, the sandbox, the pipeline
 
 The EdgeConv layer itself is the top-level module ``edgeconv``.
 """

@@ -34,9 +34,9 @@ GRADING_RUNS = ("autograde", "validate")
 ASSIGNMENTS = ("01_sky", "02_kernel", "03_training", "04_graph", "05_sources")
 # The repository (solutions/, notebooks/, grading/) when the package is used from a checkout.
 COURSE_ROOT = Path(__file__).resolve().parents[1]
-# Set by the self-check (crsky.grading.selfcheck) in the kernel it starts, beside
+# Set by the self-check (crsky.selfcheck) in the kernel it starts, beside
 # NBGRADER_EXECUTION="validate": a check() or submit() inside that run returns at once, and the
-# saved model is scored as under Validate (crsky.grading.scoring.score_saved_model).
+# saved model is scored as under Validate (crsky.scoring.score_saved_model).
 SELFCHECK_ENV = "CRSKY_SELFCHECK_RUNNING"
 # Folders a search for a student's notebook never enters (find_notebook): environments,
 # caches, editors' copies, nbgrader's feedback.
@@ -82,7 +82,7 @@ def grading_run():
 
 
 def selfcheck_run():
-    """True inside the kernel the self-check started (crsky.grading.selfcheck)."""
+    """True inside the kernel the self-check started (crsky.selfcheck)."""
     return bool(os.environ.get(SELFCHECK_ENV))
 
 

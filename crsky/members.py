@@ -244,7 +244,7 @@ def score_saved_member_model(path=MODEL_FILE, points=4, n_maps=None, check_maps=
     is scored here: the grader scores the submitted file outside the notebook, and this
     returns 0."""
     from crsky.baseline import member_baseline_scores
-    from crsky.grading.scoring import grader_scores_outside, load_submitted_model, public_maps_to_score
+    from crsky.scoring import grader_scores_outside, load_submitted_model, public_maps_to_score
 
     if grader_scores_outside("purity"):
         return 0

@@ -330,7 +330,7 @@ def trained_or_quick_model(saved, x_train, y_train, x_val=None, y_val=None, n_ma
     from pathlib import Path
 
     from crsky import course
-    from crsky.grading.scoring import load_submitted_model
+    from crsky.scoring import load_submitted_model
 
     saved = Path(saved)
     if saved.is_file():
@@ -391,7 +391,7 @@ def fit_unless_grading(model, train, val, size, save_as="dgcnn.keras", encode=No
     from pathlib import Path
 
     from crsky import course
-    from crsky.grading.scoring import load_submitted_model
+    from crsky.scoring import load_submitted_model
 
     if course.grading_run():
         saved = Path(save_as)

@@ -565,11 +565,11 @@ _add(name="h03_display_formatter_points", assignment="03_training",
      note="a display formatter shows the accuracy test's 0 as 4 (nbgrader reads partial credit from the display)")
 _add(name="h03_patch_scorer", assignment="03_training",
      answers={"build_dgcnn": _src('''
-         import crsky.grading.scoring
-         crsky.grading.scoring.score_saved_model = lambda *args, **kwargs: 4
+         import crsky.grading.scoring, crsky.scoring
+         crsky.scoring.score_saved_model = crsky.grading.scoring.score_saved_model = lambda *args, **kwargs: 4
      ''') + _DGCNN.format(scaled="EnergyScaling()(features)", n1=8, n2=16, n3=32, model="keras.Model").strip() + "\n"},
      at_most={"test_saved_model_accuracy": 0}, flagged=None,
-     note="replaces crsky.grading.scoring.score_saved_model, which the accuracy test imports, by 'return 4'")
+     note="replaces crsky.scoring.score_saved_model, which the accuracy test imports, by 'return 4'")
 _add(name="h02_sys_hooks", assignment="02_kernel",
      answers={"kernel_nn": KERNEL_WRONG_WIDTH + _src('''
          import builtins

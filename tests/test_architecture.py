@@ -4,7 +4,6 @@ course's set-up typed in one place only."""
 import ast
 import re
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -114,3 +113,32 @@ def test_notebooks_take_the_set_up_from_the_experiment_module(assignment):
     code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
     for pattern in (r"seed\s*=\s*\d", r"preset\s*=\s*[\"']", r"50[_,]?000", r"\[:\s*-\s*n_val\]", r"x_train\[:5000\]"):
         assert not re.search(pattern, code), f"{assignment}: {pattern!r} typed in the notebook"
+
+
+STUDENTS_SIDE = ("crsky.selfcheck", "crsky.submit", "crsky.colab", "crsky.scoring", "crsky.members", "crsky.training")
+
+
+def reachable(graph, module):
+    seen, todo = set(), [module]
+    while todo:
+        for dependency in graph.get(todo.pop(), ()):
+            if dependency not in seen:
+                seen.add(dependency)
+                todo.append(dependency)
+    return seen
+
+
+@pytest.mark.parametrize("module", STUDENTS_SIDE)
+def test_what_students_run_needs_nothing_of_the_instructors_side(module):
+    """The self-check, the hand-in, the Colab helpers and the scoring rule their notebooks use
+    import nothing of crsky.grading (the instructors' pipeline, sandbox and trusted process)."""
+    graph = import_graph(SOURCES)
+    grading = sorted(m for m in reachable(graph, module) if m == "crsky.grading" or m.startswith("crsky.grading."))
+    assert not grading, f"{module} imports the instructors' side: {grading}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_notebooks_import_nothing_of_the_instructors_side(assignment):
+    nb = nbformat.read(ROOT / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    assert not re.search(r"crsky\.grading|from crsky import grading", code), f"{assignment} imports crsky.grading"

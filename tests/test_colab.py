@@ -14,7 +14,7 @@ from colab_stub import install as install_colab
 
 import crsky
 from crsky import colab, course
-from crsky.grading.selfcheck import GUARD, check, check_file
+from crsky.selfcheck import GUARD, check, check_file
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("solutions/*/*.ipynb")) + sorted(ROOT.glob("notebooks/*/*.ipynb"))
@@ -158,7 +158,7 @@ def test_a_notebook_that_checks_itself_does_not_recurse(monkeypatch, tmp_path, c
     monkeypatch.delenv(GUARD, raising=False)
     nb = small_graded_notebook()
     nb.cells.append(nbformat.v4.new_code_cell(
-        "import contextlib, io\nfrom crsky.grading.selfcheck import check\n"
+        "import contextlib, io\nfrom crsky.selfcheck import check\n"
         "with contextlib.redirect_stdout(io.StringIO()) as inner:\n    check('self.ipynb')\n"))
     nb.cells.append(nbformat.v4.new_code_cell(
         "assert inner.getvalue().startswith('check() skipped'), inner.getvalue()\n",

@@ -97,7 +97,7 @@ def test_wheel_is_versioned_and_is_what_the_setup_cells_install(wheel):
     assert wheel.name == course.COLAB_REQUIREMENT.rsplit("/", 1)[-1]
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    assert {"edgeconv.py", "crsky/course.py", "crsky/grading/selfcheck.py", "crsky/submit.py", "crsky/colab.py"} <= names
+    assert {"edgeconv.py", "crsky/course.py", "crsky/selfcheck.py", "crsky/submit.py", "crsky/colab.py"} <= names
 
 
 def test_runtime_requirements_are_lower_bounds_colab_meets(wheel):

@@ -54,7 +54,7 @@ def test_reference_model_keeps_its_parameters_and_saves_with_the_layer(tmp_path)
 
 
 def test_the_grader_loads_a_model_with_the_layer_in_safe_mode(tmp_path):
-    from crsky.grading.scoring import load_submitted_model, predict_signal_probability
+    from crsky.scoring import load_submitted_model, predict_signal_probability
 
     model = build_reference_model()
     maps = simulate("textbook", 4, seed=2)["data"]

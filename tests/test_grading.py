@@ -76,6 +76,7 @@ targets = glob.glob("/**/gradebook.db", recursive=True) + glob.glob("/**/grades.
 targets += glob.glob("/**/correct/**/*.ipynb", recursive=True) + glob.glob("/**/correct/**/*.keras", recursive=True)
 import crsky
 targets += [os.path.join(os.path.dirname(crsky.__file__), "grading", "scoring.py"),
+            os.path.join(os.path.dirname(crsky.__file__), "scoring.py"),
             os.path.join(os.path.dirname(crsky.__file__), "evil.py")]
 for path in targets + [os.path.expanduser("~/.ipython/profile_default/startup/00-evil.py"),
                        os.path.expanduser("~/.cache/crsky/poison.npz"), "/tmp/crsky-poison"]:
@@ -204,7 +205,7 @@ def expected_member_points(seed):
     """Notebook 5's rule applied here, to the same hidden maps: (points of 4, purity)."""
     from crsky import members
     from crsky.baseline import member_baseline_scores
-    from crsky.grading.scoring import load_submitted_model
+    from crsky.scoring import load_submitted_model
 
     x, truth = members.held_out_member_maps(HELD_OUT_MAPS, seed=seed)
     score, result = members.score_member_model(load_submitted_model(MEMBER_MODEL), x, truth,
@@ -213,7 +214,7 @@ def expected_member_points(seed):
 
 
 def expected_accuracy_points(seed):
-    from crsky.grading.scoring import (accuracy_points, baseline_accuracy, full_marks_accuracy, held_out_accuracy,
+    from crsky.scoring import (accuracy_points, baseline_accuracy, full_marks_accuracy, held_out_accuracy,
                                        held_out_maps, load_submitted_model, predict_signal_probability)
 
     x, y = held_out_maps(n_maps=HELD_OUT_MAPS, seed=seed)

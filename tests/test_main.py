@@ -24,7 +24,7 @@ def test_main_job_end_to_end(tmp_path, capsys):
     import keras
 
     from crsky.dataset import load_sky_maps
-    from crsky.grading.scoring import load_submitted_model
+    from crsky.scoring import load_submitted_model
     from crsky.training import evaluate
 
     arrays = load_sky_maps(n_maps=500, cache_dir=tmp_path / "data", progress=False)

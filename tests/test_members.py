@@ -94,7 +94,7 @@ def test_classical_member_baseline_finds_source_cosmic_rays(sky):
 
 @pytest.mark.keras
 def test_member_model_gives_one_probability_per_cosmic_ray_and_follows_their_order(sky, tmp_path):
-    from crsky.grading.scoring import load_submitted_model
+    from crsky.scoring import load_submitted_model
     from crsky.models import build_member_model, model_inputs
 
     model = build_member_model()

@@ -4,15 +4,16 @@ cell; every way it can fail said in one line."""
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from crsky import course
+from crsky import course, selfcheck
 from crsky.course import SELFCHECK_ENV, find_notebook
-from crsky.grading import selfcheck
-from crsky.grading.selfcheck import _result, check, check_file, check_notebook, main
+from crsky.selfcheck import _result, check, check_file, check_notebook, main
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "tests" / "fixtures" / "dgcnn_textbook.keras"
@@ -125,7 +126,7 @@ def test_in_a_clone_the_students_copy_comes_before_the_release(tmp_path):
 
 
 def test_scoring_under_validate_uses_fewer_maps_and_says_so(monkeypatch, capsys):
-    from crsky.grading.scoring import score_saved_model
+    from crsky.scoring import score_saved_model
 
     monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
     points = score_saved_model(MODEL, points=4, check_maps=200)
@@ -174,7 +175,7 @@ def test_check_and_submit_inside_a_check_do_nothing(monkeypatch, capsys):
 def test_the_small_size_scores_the_first_maps_and_says_so(monkeypatch, capsys):
     """A quick try at the small size is no measure of the recipe: its model cell scores the
     first maps, as Validate does, and says so; the CPU and GPU sizes score all of them."""
-    from crsky.grading.scoring import public_maps_to_score, score_saved_model
+    from crsky.scoring import public_maps_to_score, score_saved_model
 
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.setenv("CRSKY_SIZE", "small")
@@ -186,3 +187,13 @@ def test_the_small_size_scores_the_first_maps_and_says_so(monkeypatch, capsys):
     for size in ("cpu", "gpu", ""):
         monkeypatch.setenv("CRSKY_SIZE", size)
         assert public_maps_to_score() == 5_000 and not capsys.readouterr().out
+
+
+def test_the_old_name_still_checks_notebooks_released_before_the_move():
+    """Notebooks released before the self-check moved to crsky.selfcheck end with
+    ``from crsky.grading.selfcheck import check``; that import and ``python -m`` still work."""
+    from crsky.grading import selfcheck as old
+
+    assert old.check is check and old.main is main and old.GUARD == SELFCHECK_ENV
+    done = subprocess.run([sys.executable, "-m", "crsky.grading.selfcheck", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "python -m crsky.selfcheck" in done.stdout

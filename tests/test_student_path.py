@@ -208,7 +208,7 @@ def printed_commands(nb):
 def test_every_notebook_prints_a_check_and_a_hand_in_command(hub):
     for assignment in ASSIGNMENTS:
         assert printed_commands(nbformat.read(hub.notebook(assignment), as_version=4)) == [
-            f"python -m crsky.grading.selfcheck {assignment}.ipynb", f"python -m crsky.submit {assignment}.ipynb"]
+            f"python -m crsky.selfcheck {assignment}.ipynb", f"python -m crsky.submit {assignment}.ipynb"]
 
 
 def run_printed(command, folder, env, timeout):

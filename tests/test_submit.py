@@ -10,7 +10,7 @@ import pytest
 from colab_stub import install as install_colab
 
 from crsky import submit as submit_module
-from crsky.grading.selfcheck import GUARD
+from crsky.selfcheck import GUARD
 from crsky.submit import ASSIGNMENTS, FILES, SubmissionError, hand_in, infer_assignment, main, submit
 
 ROOT = Path(__file__).resolve().parents[1]

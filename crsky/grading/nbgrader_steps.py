@@ -310,7 +310,7 @@ class ScoreSavedModel(NbGraderPreprocessor):
         import numpy as np
 
         from crsky import experiment
-        from crsky.grading import scoring
+        from crsky import scoring
 
         key = (self.held_out_file, self.seed_file, self.n_maps)
         if key in self._cache:
@@ -433,7 +433,7 @@ def score_model_file(model_path, maps, labels, points, full_marks_at, baseline, 
     """Points of the map classifier at ``model_path`` on ``maps``, measured by a separate
     (sandboxed) process that sees the maps but not the labels. Returns ``(points, accuracy,
     message)``; points and accuracy are None when the model cannot be scored (the message says why)."""
-    from crsky.grading import scoring
+    from crsky import scoring
 
     probability, message = _scored_by_process(model_path, maps, len(labels), "maps", sandboxed)
     if probability is None:

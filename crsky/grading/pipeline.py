@@ -47,10 +47,10 @@ from typing import Optional
 import nbformat
 import numpy as np
 
-from crsky import experiment, limits
+from crsky import experiment, limits, scoring
 from crsky.course import ASSIGNMENTS, COURSE_ROOT
 from crsky.grading import collect as collecting
-from crsky.grading import answers, feedback, gradebook, nbgrader_steps, records, repair, sandbox, scoring
+from crsky.grading import answers, feedback, gradebook, nbgrader_steps, records, repair, sandbox
 
 GRADING_DIR = COURSE_ROOT / "grading"  # nbgrader's course configuration; nbgrader runs from here
 SCORER_TIMEOUT_S = 600
@@ -287,8 +287,6 @@ def plan(submissions, workdir, gradebook_url, options=Options(), log=print):
     maps, labels, source_id, member_scores, baseline = b"", [], b"", b"", 0.0
     scored = {task.assignment for task in tasks} & set(trusted)  # only what this batch's notebooks need
     if scored:
-        from crsky.grading.scoring import baseline_accuracy
-
         if options.seed is None:
             log("warning: no seed file: the held-out maps use the PUBLIC seed, which students can reproduce")
         from crsky.simulate import held_out_simulation
@@ -296,7 +294,7 @@ def plan(submissions, workdir, gradebook_url, options=Options(), log=print):
         sim = held_out_simulation(n_maps=options.held_out_maps, seed=options.seed)
         x, y = sim["data"], sim["label"]
         maps, labels, source_id = _npy(x), [int(v) for v in y], _npy(np.asarray(sim["source_id"]))
-        baseline = baseline_accuracy(x, y)
+        baseline = scoring.baseline_accuracy(x, y)
         log(f"held-out maps: {len(y)}; the pair-count baseline's accuracy on them: {baseline:.3f}")
         if any(trusted[assignment].get("task") == "members" for assignment in scored):
             from crsky.baseline import member_baseline_scores
