@@ -12,7 +12,9 @@ MiB = 1 << 20  # bytes
 
 # Time (seconds of wall time).
 CELL_TIMEOUT_S = 120  # one notebook cell at autograde and Validate (an infinite loop costs one cell)
-TASK_TIMEOUT_S = 900  # one student's notebook at grading: the kernel, its tests and the model's scoring
+TASK_TIMEOUT_S = 900  # one student's notebook at grading: the kernel and its tests
+SCORING_TIMEOUT_S = 600  # the trusted process that scores one saved model (Keras' import, 5,000 maps, a busy CPU);
+#                          a notebook with a scored model gets TASK_TIMEOUT_S + SCORING_TIMEOUT_S in all
 
 # Files, in bytes as written to disk (a zip counts by the bytes it expands to).
 NOTEBOOK_BYTES = 20 * MiB  # an executed notebook with figures; the course's are under 5 MiB

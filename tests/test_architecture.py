@@ -142,3 +142,16 @@ def test_student_notebooks_import_nothing_of_the_instructors_side(assignment):
     nb = nbformat.read(ROOT / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
     code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
     assert not re.search(r"crsky\.grading|from crsky import grading", code), f"{assignment} imports crsky.grading"
+
+
+def test_limits_are_read_by_name_from_their_one_home():
+    """A limit is ``limits.NAME`` (crsky/limits.py): no fallback number that hides a missing
+    name, and no second module that defines a timeout of the grader's own."""
+    offenders = []
+    for path in SOURCES:
+        text = path.read_text()
+        if re.search(r"getattr\(\s*limits\s*,", text):
+            offenders.append(f"{path.relative_to(ROOT)}: getattr(limits, ...)")
+        if path.name != "limits.py":
+            offenders += [f"{path.relative_to(ROOT)}: {m}" for m in re.findall(r"^(\w*TIMEOUT_S)\s*=", text, re.M)]
+    assert not offenders, offenders

@@ -263,10 +263,10 @@ Page()""",
 
 def course_feedback_steps():
     """The dotted names of ``c.GenerateFeedback.preprocessors`` in grading/nbgrader_config.py."""
-    from crsky.grading import pipeline
+    from crsky.grading import nbgrader_cli
 
     return [f"{step.__module__}.{step.__qualname__}" if isinstance(step, type) else step
-            for step in pipeline.feedback_config().GenerateFeedback.preprocessors]
+            for step in nbgrader_cli.feedback_config().GenerateFeedback.preprocessors]
 
 
 def _nbgrader(course, env, *args):

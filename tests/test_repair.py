@@ -246,14 +246,14 @@ def autograded(tmp_path_factory):
     """02_kernel released by nbgrader with the course config, four students autograded in one run."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    from crsky.grading import pipeline
+    from crsky.grading import nbgrader_cli
 
     work = tmp_path_factory.mktemp("repair-course")
-    env = pipeline.nbgrader_env(work)
+    env = nbgrader_cli.nbgrader_env(work)
     db_url = f"sqlite:///{work / 'gradebook.db'}"
     assignment = "02_kernel"
     shutil.copytree(ROOT / "solutions" / assignment, work / "source" / assignment)
-    run = pipeline.nbgrader(["generate_assignment", assignment, "--force"], work, db_url, env, 300)
+    run = nbgrader_cli.nbgrader(["generate_assignment", assignment, "--force"], work, db_url, env, 300)
     assert run.returncode == 0, run.stdout[-2000:]
     rel = nbformat.read(work / "release" / assignment / f"{assignment}.ipynb", as_version=4)
     duplicated = answered(assignment)
@@ -271,7 +271,7 @@ def autograded(tmp_path_factory):
         folder = work / "submitted" / student / assignment
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / f"{assignment}.ipynb")
-    pipeline.nbgrader(["autograde", assignment, "--force"], work, db_url, env, 600, 60)
+    nbgrader_cli.nbgrader(["autograde", assignment, "--force"], work, db_url, env, 600, 60)
     scores = {}
     with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gradebook:
         for student in students:

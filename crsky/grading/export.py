@@ -24,7 +24,7 @@ def rebuild(results, gradebook_url, course_dir, log=print):
     """Rewrite ``results/grades.csv`` from the gradebook at ``gradebook_url`` and export
     ``results/nbgrader_grades.csv`` (nbgrader's course folder ``course_dir``). Returns the
     changes as ``[(student, assignment, old score, new score)]``."""
-    from crsky.grading import pipeline
+    from crsky.grading import nbgrader_cli
 
     results = Path(results)
     table = results / "grades.csv"
@@ -53,8 +53,8 @@ def rebuild(results, gradebook_url, course_dir, log=print):
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, table)
-    env = pipeline.nbgrader_env(Path(tempfile.mkdtemp(prefix="crsky-export-")))
-    run = pipeline.nbgrader(["export", f"--to={results / 'nbgrader_grades.csv'}"], course_dir, gradebook_url, env, 600)
+    env = nbgrader_cli.nbgrader_env(Path(tempfile.mkdtemp(prefix="crsky-export-")))
+    run = nbgrader_cli.nbgrader(["export", f"--to={results / 'nbgrader_grades.csv'}"], course_dir, gradebook_url, env, 600)
     if run.returncode:
         raise RuntimeError(f"nbgrader export failed: {run.stdout[-500:]}")
     for student, assignment, old, new in changes:

@@ -423,7 +423,7 @@ def _scored_by_process(model_path, maps, shape, task, sandboxed):
     try:
         np.save(work / "maps.npy", np.asarray(maps), allow_pickle=False)
         shutil.copy(model_path, work / "model.keras")
-        limit = getattr(limits, "SCORING_TIMEOUT_S", 600)
+        limit = limits.SCORING_TIMEOUT_S
         return run_scorer(work, shape, sandbox_config() if sandboxed else None, limit, task=task)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
