@@ -138,3 +138,9 @@ def test_scoring_begun_before_the_protected_run_gives_what_scoring_after_it_give
     missing = tmp_path / "no-such-held-out.npz"
     cell, _ = _score_notebook_3([nbgrader_steps.StartScoring, nbgrader_steps.ScoreSavedModel], folder, missing)
     assert [o.get("ename") for o in cell.outputs] == ["ModelNotScored"], cell.outputs
+
+
+def test_only_the_scoring_processs_own_json_lines_are_read():
+    printed = '{not json\n{"error": "the model cannot be loaded"}\n[1, 2]\n{"maps": 3}\nWARNING {x}\n'
+    assert nbgrader_steps.scorer_messages(printed) == [{"error": "the model cannot be loaded"}, {"maps": 3}]
+    assert nbgrader_steps.scorer_messages("") == []

@@ -460,6 +460,21 @@ def score_member_file(model_path, held_out, points, sandboxed=True):
         " (measured by the grader)"
 
 
+def scorer_messages(stdout):
+    """The JSON objects the scoring process printed, one per line (``{"maps": n}`` or
+    ``{"error": why}``); any other line (a library's message, a brace that is not JSON) is skipped."""
+    messages = []
+    for line in stdout.splitlines():
+        if line.startswith("{"):
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                messages.append(message)
+    return messages
+
+
 def run_scorer(work, shape, config, timeout, task="maps"):
     """Run the scoring process (``python -m crsky.grading.scoring``) on ``work/model.keras`` and
     ``work/maps.npy``: in a sandbox built from ``config``, or unsandboxed when ``config`` is None.
@@ -481,9 +496,9 @@ def run_scorer(work, shape, config, timeout, task="maps"):
             returncode, stdout, stderr, timed_out = -9, "", "", True
     if timed_out:
         return None, f"scoring the saved model took longer than {timeout} s: 0 points."
-    messages = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    messages = scorer_messages(stdout)
     if returncode != 0:
-        reason = messages[-1].get("error") if messages and isinstance(messages[-1], dict) else None
+        reason = messages[-1].get("error") if messages else None
         return None, (reason or f"the model could not be scored (exit {returncode}): {stderr.strip()[-300:]}") + \
             " 0 points."
     try:
