@@ -140,7 +140,7 @@ for assignment in {ASSIGNMENTS!r}:
     with open(root / "results" / "grades.csv") as handle:
         table = list(csv.DictReader(handle))
     routes["python -m crsky.grading"] = scores(pipeline.default_gradebook(root / "work"))
-    return {"routes": routes, "rows": rows, "table": table, "root": root}
+    return {"routes": routes, "rows": rows, "table": table, "root": root, "seed": seed}
 
 
 def test_every_route_gives_every_test_the_same_points(graded):
@@ -160,6 +160,25 @@ def test_the_honest_notebooks_get_full_points_and_the_model_its_accuracy(graded)
     assert kernel and all(points == most and not manual for points, most, manual in kernel.values()), kernel
     points, most, manual = found["honest", "03_training", "test_saved_model_accuracy"]
     assert 3 < points <= most and not manual, (points, most, manual)  # the textbook's model: near full marks, scored by the grader
+
+
+def test_the_model_gets_what_the_rule_gives_on_the_seeds_maps_on_every_route(graded):
+    """The saved model's points are the scoring rule's (crsky.scoring) on the held-out maps of
+    the instructor's seed file, recomputed here from the model file itself: on nbgrader's command
+    line and the formgrader's button as in the pipeline, not 0 (the cell's own score under
+    autograde) and not a number the notebook printed."""
+    from crsky import scoring
+    from crsky.simulate import held_out_simulation
+
+    sim = held_out_simulation(n_maps=N_MAPS, seed=graded["seed"])
+    model = scoring.load_submitted_model(GOOD_MODEL)
+    accuracy = scoring.held_out_accuracy(scoring.predict_signal_probability(model, sim["data"]), sim["label"])
+    full_marks_at = scoring.full_marks_accuracy(scoring.baseline_accuracy(sim["data"], sim["label"]))
+    expected = round(scoring.accuracy_points(accuracy, 4, full_marks_at), 2)
+    assert expected > 3, (accuracy, full_marks_at)
+    for name, found in graded["routes"].items():
+        points, most, manual = found["honest", "03_training", "test_saved_model_accuracy"]
+        assert (points, most, manual) == (pytest.approx(expected, abs=0.005), 4, False), (name, points, expected)
 
 
 def test_the_patcher_is_withheld_for_review_on_every_route(graded):
