@@ -239,9 +239,46 @@ class UnixUser:
         subprocess.run(["chown", "-R", f"{self.uid}:{self.gid}", str(path)], check=True, timeout=120)
 
     def remove(self):
-        subprocess.run(["pkill", "-KILL", "-u", self.name], capture_output=True, timeout=60)
+        self.forget(self.name)
+
+    @staticmethod
+    def forget(name):
+        """Every process of user ``name`` killed, then the account and its home removed."""
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True, timeout=60)
         time.sleep(0.5)
-        subprocess.run(["userdel", "--remove", self.name], capture_output=True, timeout=60)
+        subprocess.run(["userdel", "--remove", name], capture_output=True, timeout=60)
+
+
+HUB_RUNS = "crsky-hub-"   # the hub test's folders in the temporary directory: crsky-hub-XXXX/homes/<user>
+_OWNER = "owner.pid"      # in such a folder: the process that made it (its pid and its start time)
+
+
+def _start_time(pid):
+    """The start time of process ``pid`` (clock ticks since boot, /proc/PID/stat field 22), or None."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def hub_run_folder():
+    """A new folder for one hub test run, every user may enter it, marked with this process;
+    first the runs of processes that died without cleaning up (a killed pytest) are removed:
+    their Unix users (every process of theirs killed) and their folders."""
+    for stale in Path(tempfile.gettempdir()).glob(HUB_RUNS + "*"):
+        owner = (stale / _OWNER).read_text().split() if (stale / _OWNER).is_file() else []
+        alive = len(owner) == 2 and str(_start_time(owner[0])) == owner[1]
+        if alive or (not owner and time.time() - stale.stat().st_mtime < 3600):
+            continue  # a run in progress (or one being made, not yet marked)
+        for home in (stale / "homes").glob("crsky*"):
+            with contextlib.suppress(KeyError):
+                if Path(pwd.getpwnam(home.name).pw_dir) == home:
+                    UnixUser.forget(home.name)
+        shutil.rmtree(stale, ignore_errors=True)
+    base = Path(tempfile.mkdtemp(prefix=HUB_RUNS))
+    base.chmod(0o755)
+    (base / _OWNER).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
+    return base
 
 
 class JupyterHub:

@@ -10,9 +10,11 @@ image's: a new environment that docker/install_course.sh installed, as docker/Do
 
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +27,8 @@ import yaml
 from crsky.course import COURSE_ROOT as ROOT
 from crsky.grading import sandbox
 from crsky.grading.samples import answered
-from services import CourseEnvironment, JupyterHub, UnixUser, clone_with_changes, jupyterhub_missing, shared_python
+from services import (HUB_RUNS, CourseEnvironment, JupyterHub, UnixUser, clone_with_changes, hub_run_folder,
+                      jupyterhub_missing, shared_python)
 
 ASSIGNMENT = "02_kernel"
 COURSE = "crsky"
@@ -58,8 +61,7 @@ def hub_config(instructor, instructor_config):
 def hub():
     if MISSING:
         pytest.fail(f"CRSKY_REQUIRE_HUB=1, but {MISSING}")
-    base = Path(tempfile.mkdtemp(prefix="crsky-hub-"))  # not pytest's tmp_path: other users must reach it
-    base.chmod(0o755)
+    base = hub_run_folder()  # not pytest's tmp_path: other users must reach it
     suffix = secrets.token_hex(3)
     users, started = {}, None
     try:
@@ -91,6 +93,31 @@ def hub():
         for user in users.values():
             user.remove()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_killed_runs_users_and_folder_go_with_the_next_run():
+    """A pytest killed mid-run leaves its Unix users and folder; the next run removes them,
+    and keeps the folder of a run still going (here: its own)."""
+    stale = Path(tempfile.mkdtemp(prefix=HUB_RUNS))
+    (stale / "homes").mkdir()
+    name = f"crskygone{secrets.token_hex(3)}"
+    UnixUser(name, stale / "homes")
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    (stale / "owner.pid").write_text(f"{ended.pid} 1\n")  # its process is gone
+    mine = hub_run_folder()
+    try:
+        assert not stale.exists()
+        with pytest.raises(KeyError):
+            pwd.getpwnam(name)
+        again = hub_run_folder()
+        assert mine.is_dir() and again.is_dir(), "a run in progress lost its folder"
+        shutil.rmtree(again)
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+        if stale.exists():
+            UnixUser.forget(name)
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def call(hub, user, path, method="GET", body=None, status=200):
