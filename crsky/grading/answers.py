@@ -8,8 +8,9 @@ the student's submission. It runs
    neither answers nor tests (imports, data), never the student's copy of them;
 2. then, in the instructor's order, each **answer** (the student's cell with that answer
    cell's ``grade_id``) and each **test** (the instructor's cell). Right before an answer,
-   the student's own cells it needs: a cell that defines a name the answer reads and no
-   set-up or answer cell defines (a helper in a cell of its own), and what those need.
+   the student's own cells it needs: a cell that defines a name the answer reads and
+   neither the set-up nor a cell run before it has defined (a helper in a cell of its own,
+   an import cell, a settings cell, a ``from module import *``), and what those need.
 
 Nothing else of the submission runs: exploration, timing, plots or shell commands in
 other cells can neither change a score nor be flagged.
@@ -17,10 +18,12 @@ other cells can neither change a score nor be flagged.
 
 import ast
 import builtins
+import symtable
 
 from IPython.core.inputtransformer2 import TransformerManager
 
 BUILTIN_NAMES = frozenset(dir(builtins)) | {"get_ipython", "display", "In", "Out"}
+STAR = "*"  # what bound_names says of ``from module import *``: names it cannot know without importing
 
 
 def nbgrader_meta(cell):
@@ -76,7 +79,8 @@ def _magic_body(node):
 
 
 def bound_names(source):
-    """Names a cell binds at notebook level (assignments, defs, classes, imports)."""
+    """Names a cell binds at notebook level (assignments, defs, classes, imports; ``STAR`` for a
+    ``from module import *``)."""
     tree = _tree(source)
     if tree is None:
         return set()
@@ -89,7 +93,8 @@ def bound_names(source):
             elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
                 names.add(child.id)
             elif isinstance(child, (ast.Import, ast.ImportFrom)):
-                names |= {alias.asname or alias.name.split(".")[0] for alias in child.names if alias.name != "*"}
+                names |= {STAR if alias.name == "*" else alias.asname or alias.name.split(".")[0]
+                          for alias in child.names}
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             for child in ast.walk(node):
                 if isinstance(child, ast.Global):
@@ -98,20 +103,35 @@ def bound_names(source):
 
 
 def read_names(source):
-    """Names a cell reads anywhere (function bodies included) that it does not bind itself."""
+    """Names a cell reads from the notebook's namespace that it does not bind there itself:
+    at notebook level, in function and class bodies (names they do not bind locally) and in
+    what Python evaluates where a function is defined (default values, decorators,
+    annotations). Python's own scoping rules decide (``symtable``)."""
     tree = _tree(source)
     if tree is None:
         return set()
-    loaded = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
-    bound = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)}
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound |= {alias.asname or alias.name.split(".")[0] for alias in node.names}
-    return loaded - bound - BUILTIN_NAMES
+    try:
+        top = symtable.symtable(ast.unparse(tree), "<cell>", "exec")
+    except (SyntaxError, ValueError):
+        return set()
+    reads, bound = set(), set()
+    tables = [top]
+    while tables:
+        table = tables.pop()
+        for symbol in table.get_symbols():
+            name = symbol.get_name()
+            if table is top:
+                if symbol.is_assigned() or symbol.is_imported():
+                    bound.add(name)
+                elif symbol.is_referenced():
+                    reads.add(name)
+            elif symbol.is_global():
+                if symbol.is_declared_global() and symbol.is_assigned():
+                    bound.add(name)
+                elif symbol.is_referenced():
+                    reads.add(name)
+        tables += table.get_children()
+    return reads - bound - BUILTIN_NAMES
 
 
 def where(nb, index):
@@ -147,10 +167,7 @@ def plan(source_nb, submitted_nb, timeout=120):
     for cell in cells:
         if is_answer(cell):
             answer_names |= bound_names(cell.source)
-    answer_names -= provided | BUILTIN_NAMES
-    student_names = set()
-    for _, source in answers.values():
-        student_names |= bound_names(source)
+    answer_names -= provided | BUILTIN_NAMES | {STAR}
     # The student's other code cells, by the names they bind (the last binding before use wins).
     student_cells = [(i, c.source) for i, c in enumerate(submitted_nb.cells)
                      if c.cell_type == "code" and not nbgrader_meta(c).get("grade_id")]
@@ -158,15 +175,19 @@ def plan(source_nb, submitted_nb, timeout=120):
     for i, source in student_cells:
         for name in bound_names(source):
             binders.setdefault(name, []).append((i, source))
-    included = set()
+    # What has been bound when an answer runs: the set-up's names and those of the student's
+    # cells run before it (a name a later cell binds is not there yet: its helper runs first).
+    included, available = set(), set(provided)
     for cell in cells[first_answer:]:
         meta = nbgrader_meta(cell)
         if is_answer(cell):
             grade_id = meta.get("grade_id")
             index, source = answers.get(grade_id, (None, ""))
-            for helper_index, helper_source in _needed(source, index, provided | answer_names | student_names, binders, included):
+            for helper_index, helper_source in _needed(source, index, available, binders, included):
                 steps.append({"kind": "helper", "id": where(submitted_nb, helper_index), "source": helper_source,
                               "where": where(submitted_nb, helper_index)})
+                available |= bound_names(helper_source)
+            available |= bound_names(source)
             steps.append({"kind": "answer", "id": grade_id, "source": source,
                           "where": where(submitted_nb, index) if index is not None else f"{grade_id} (missing)"})
         elif is_test(cell) and not (cell.metadata.get("crsky") or {}).get("scored_by_grader"):
@@ -190,18 +211,27 @@ def course_answers(source_nb):
 
 
 def _needed(source, before, provided, binders, included):
-    """The student cells (index, source), in notebook order, that define what ``source`` reads."""
+    """The student cells (index, source), in notebook order, that define what ``source`` reads;
+    a name no cell binds by name may come from a ``from module import *`` cell (each such cell
+    before the answer is taken)."""
     wanted, found, todo = set(), [], [source]
+
+    def take(index, helper):
+        if index not in included:
+            included.add(index)
+            found.append((index, helper))
+            todo.append(helper)
+
     while todo:
         for name in read_names(todo.pop()) - provided - wanted:
             wanted.add(name)
             candidates = [c for c in binders.get(name, []) if before is None or c[0] < before] or binders.get(name, [])
             if candidates:
-                index, helper = candidates[-1]
-                if index not in included:
-                    included.add(index)
-                    found.append((index, helper))
-                    todo.append(helper)
+                take(*candidates[-1])
+            else:
+                for star in binders.get(STAR, []):
+                    if before is None or star[0] < before:
+                        take(*star)
     return sorted(found)
 
 
