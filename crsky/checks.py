@@ -117,9 +117,35 @@ class Network:
         self.input_shapes = [tuple(symbolic_shape(t)) for t in self.inputs]
         self.output_shapes = [tuple(symbolic_shape(t)) for t in self.outputs]
 
-    def layers_of(self, cls):
-        """The layers whose real type is ``cls`` or a subclass of it, in graph order."""
-        return [layer for layer in self.layers if issubclass(type(layer), cls)]
+    def layers_of(self, cls, nested=False):
+        """The layers whose real type is ``cls`` or a subclass of it, in graph order; with
+        ``nested``, also those inside the graph's layers (a ``keras.Sequential``, a Layer
+        holding layers of its own), read from each layer's own dict, each layer once."""
+        found, seen = [], set()
+
+        def visit(layer, depth):
+            if id(layer) in seen:
+                return
+            seen.add(id(layer))
+            if issubclass(type(layer), cls):
+                found.append(layer)
+            if nested and depth < 32:
+                for sub in _instance_dict(layer).get("_layers", ()):
+                    visit(sub, depth + 1)
+
+        for layer in self.layers:
+            visit(layer, 0)
+        return found
+
+    def made_by(self, tensor):
+        """``(layer, its input tensors)`` of the graph's call that produced ``tensor``, or None
+        for one of the graph's inputs."""
+        by_depth = _instance_dict(self._model)["_nodes_by_depth"]
+        for depth in sorted(by_depth, reverse=True):
+            for node in by_depth[depth]:
+                if any(out is tensor for out in node.output_tensors) and node.input_tensors:
+                    return node.operation, list(node.input_tensors)
+        return None
 
     def inputs_of(self, layer):
         """The tensors the graph feeds ``layer`` (its first call in the graph), in order."""

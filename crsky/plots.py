@@ -90,6 +90,9 @@ def energy_histogram(features, ax=None):
     return ax
 
 
+ACCURACY_NAMES = ("accuracy", "acc", "categorical_accuracy", "binary_accuracy")
+
+
 def training_curves(history):
     """Loss and accuracy per epoch, training and validation, from a Keras History or dict.
     ``None`` (nothing was trained in this run) draws nothing and says so; returns None then."""
@@ -97,10 +100,14 @@ def training_curves(history):
         print("No training curves: nothing was trained in this run.")
         return None
     values = getattr(history, "history", history)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    # The accuracy under the name it was compiled with (metrics=["accuracy"], ["acc"], a named metric).
+    accuracy = next((name for name in ACCURACY_NAMES if name in values), None) or next(
+        (name for name in values if "acc" in name and not name.startswith("val_")), None)
+    metrics = ("loss",) if accuracy is None else ("loss", accuracy)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
     epochs = np.arange(1, len(values["loss"]) + 1)
     (train_colour, train_style), (val_colour, val_style) = curve_styles(2)
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes[0], metrics):
         ax.plot(epochs, values[metric], marker="o", color=train_colour, linestyle=train_style, label="training")
         if "val_" + metric in values:
             ax.plot(epochs, values["val_" + metric], marker="s", color=val_colour, linestyle=val_style,

@@ -143,3 +143,15 @@ def test_curve_styles_never_repeat():
     assert len({(c, str(s)) for c, s in many}) == k * k
     with pytest.raises(ValueError, match=f"at most {k * k} curves"):
         plots.curve_styles(k * k + 1)
+
+
+@pytest.mark.parametrize("name", ["acc", "categorical_accuracy", "my_accuracy"])
+def test_training_curves_find_the_accuracy_under_the_name_it_was_compiled_with(name):
+    fig = plots.training_curves({"loss": [0.7, 0.5], "val_loss": [0.72, 0.55], name: [0.5, 0.7], "val_" + name: [0.5, 0.6]})
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss", name]
+    assert all(len(ax.get_lines()) == 2 for ax in fig.axes)
+
+
+def test_training_curves_without_an_accuracy_draw_the_loss():
+    fig = plots.training_curves({"loss": [0.7, 0.5], "auc": [0.5, 0.6]})
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss"]
