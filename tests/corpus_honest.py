@@ -676,5 +676,667 @@ _add(name="o05_layer_subclass_numpy_labels", assignment="05_sources",
              return ops.sum(losses) / ops.cast(ops.size(losses), "float32")
      ''')})
 
+
+# ============================================== more honest variants: notebooks 2 to 5
+_add(name="o02_sequential_mlp", assignment="02_kernel",
+     note="the edge features with Subtract and Concatenate, then the Dense/BatchNormalization/ReLU stack as a "
+          "keras.Sequential block applied to them",
+     answers={"kernel_nn": _src('''
+         def kernel_nn(data, nodes=16):
+             """Kernel network h(x_i, x_j): a list of two tensors (None, C) -> tensor (None, nodes)."""
+             x_i, x_j = data
+             edge = layers.Concatenate(axis=-1)([x_i, layers.Subtract()([x_j, x_i])])
+             stack = []
+             for _ in range(3):
+                 stack += [layers.Dense(nodes, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
+             mlp = keras.Sequential(stack)
+             return mlp(edge)
+     ''')})
+_add(name="o02_mlp_layer_subclass", assignment="02_kernel",
+     note="a keras.layers.Layer subclass of the student's that holds the Dense and BatchNormalization layers "
+          "(built in __init__, applied in call); the edge features from layers",
+     answers={"kernel_nn": _src('''
+         class MLP(keras.layers.Layer):
+             """Dense -> BatchNormalization -> ReLU, `depth` times, on the last axis."""
+
+             def __init__(self, width, depth=3, **kwargs):
+                 super().__init__(**kwargs)
+                 self.dense = [layers.Dense(width, use_bias=False) for _ in range(depth)]
+                 self.norm = [layers.BatchNormalization() for _ in range(depth)]
+
+             def call(self, x, training=None):
+                 for dense, norm in zip(self.dense, self.norm):
+                     x = keras.ops.relu(norm(dense(x), training=training))
+                 return x
+
+
+         def kernel_nn(data, nodes=16):
+             x_i, x_j = data
+             edge = layers.Concatenate()([x_i, layers.Subtract()([x_i, x_j])])
+             return MLP(nodes)(edge)
+     ''')})
+_add(name="o02_clear_session_seed", assignment="02_kernel",
+     note="keras.backend.clear_session() and keras.utils.set_random_seed(0) at the top of the answer cell "
+          "(the usual Keras hygiene), then a Lambda layer for the edge features",
+     answers={"kernel_nn": _src('''
+         keras.backend.clear_session()
+         keras.utils.set_random_seed(0)
+
+
+         def kernel_nn(data, nodes=16):
+             x_i, x_j = data
+             edge = layers.Lambda(lambda pair: keras.ops.concatenate([pair[0], pair[1] - pair[0]], axis=-1))([x_i, x_j])
+             x = edge
+             for _ in range(3):
+                 x = layers.Dense(nodes, use_bias=False)(x)
+                 x = layers.BatchNormalization()(x)
+                 x = layers.Activation("relu")(x)
+             return x
+     ''')})
+_add(name="o02_lambda_edges_ops", assignment="02_kernel",
+     note="a Lambda layer for [x_i, x_j - x_i], Dense layers with activation='relu' and BatchNormalization, "
+          "an assert of the student's on the symbolic shape",
+     answers={"kernel_nn": _src('''
+         def edge_features(pair):
+             x_i, x_j = pair
+             return keras.ops.concatenate([x_i, keras.ops.subtract(x_j, x_i)], axis=-1)
+
+
+         def kernel_nn(data: list, nodes: int = 16):
+             x = layers.Lambda(edge_features)(list(data))
+             for width in (2 * nodes, nodes, nodes):
+                 x = layers.BatchNormalization()(layers.Dense(width, activation="relu")(x))
+             assert x.shape[-1] == nodes, x.shape
+             return x
+     ''')})
+
+# 03_training
+_add(name="o03_cosine_schedule_class", assignment="03_training",
+     note="the cosine decay as a LearningRateSchedule subclass of the student's (keras.ops formula), the loss "
+          "as the function keras.losses.categorical_crossentropy; a helper for the EdgeConv blocks in a cell of "
+          "its own; energies shuffled with rng.shuffle on a copy, map by map",
+     extra_cells=[("before:build_dgcnn", _src('''
+         def edgeconv_relu(kernel, nodes, graph, x, k=8):
+             """EdgeConv with `kernel` (nodes wide), neighbours searched in `graph`, then a ReLU."""
+             y = EdgeConv(lambda a: kernel(a, nodes=nodes, bn_momentum=0.9), next_neighbors=k)([graph, x])
+             return layers.ReLU()(y)
+     '''))],
+     answers={"build_dgcnn": _src('''
+         def build_dgcnn():
+             points = keras.Input((500, 3), name="points")
+             features = keras.Input((500, 4), name="features")
+             x = edgeconv_relu(edge_kernel, 8, points, EnergyScaling()(features))
+             x = edgeconv_relu(textbook_kernel, 16, points, x)
+             x = edgeconv_relu(textbook_kernel, 32, x, x)
+             x = layers.GlobalAveragePooling1D()(x)
+             return keras.Model(inputs=[points, features], outputs=layers.Dense(2, activation="softmax")(x))
+     '''), "compile_for_training": _src('''
+         import math
+
+
+         class CosineToZero(keras.optimizers.schedules.LearningRateSchedule):
+             """start * (1 + cos(pi * step / steps)) / 2, and 0 after `steps` steps."""
+
+             def __init__(self, start, steps):
+                 self.start, self.steps = float(start), int(steps)
+
+             def __call__(self, step):
+                 progress = keras.ops.minimum(keras.ops.cast(step, "float32") / self.steps, 1.0)
+                 return self.start * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+
+             def get_config(self):
+                 return {"start": self.start, "steps": self.steps}
+
+
+         def compile_for_training(model, steps, learning_rate=3e-3):
+             model.compile(optimizer=keras.optimizers.Adam(learning_rate=CosineToZero(learning_rate, steps)),
+                           loss=keras.losses.categorical_crossentropy, metrics=["accuracy"],
+                           jit_compile=training.fast_jit_compile())
+     '''), "permute_energies": _src('''
+         def permute_energies(x, rng):
+             out = np.copy(x)
+             for sky_map in out:
+                 energies = sky_map[:, 3].copy()
+                 rng.shuffle(energies)
+                 sky_map[:, 3] = energies
+             return out
+     ''')})
+_add(name="o03_model_subclass_own_loss", assignment="03_training",
+     note="a keras.Model subclass whose __init__ builds the functional graph (keras.ops.relu on the tensors), "
+          "the cross-entropy written as a loss function with keras.ops, a per-map rng.permutation index",
+     answers={"build_dgcnn": _src('''
+         class DGCNN(keras.Model):
+             """The DGCNN as a class: the functional graph is built in __init__."""
+
+             def __init__(self, k=8, **kwargs):
+                 points = keras.Input((500, 3))
+                 features = keras.Input((500, 4))
+                 x = EnergyScaling()(features)
+                 x = keras.ops.relu(EdgeConv(lambda a: edge_kernel(a, nodes=8, bn_momentum=0.9), next_neighbors=k)([points, x]))
+                 x = keras.ops.relu(EdgeConv(lambda a: textbook_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=k)([points, x]))
+                 x = keras.ops.relu(EdgeConv(lambda a: textbook_kernel(a, nodes=32, bn_momentum=0.9), next_neighbors=k)([x, x]))
+                 probabilities = layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling1D()(x))
+                 super().__init__(inputs=[points, features], outputs=probabilities, **kwargs)
+
+
+         def build_dgcnn():
+             return DGCNN()
+     '''), "compile_for_training": _src('''
+         from keras import ops
+
+
+         def cross_entropy(y_true, y_pred):
+             """-sum(y log p) over the classes, for one-hot labels."""
+             return -ops.sum(y_true * ops.log(ops.clip(y_pred, 1e-7, 1.0 - 1e-7)), axis=-1)
+
+
+         def compile_for_training(model, steps, learning_rate=3e-3):
+             schedule = keras.optimizers.schedules.CosineDecay(initial_learning_rate=learning_rate, decay_steps=steps,
+                                                               alpha=0.0)
+             model.compile(optimizer=keras.optimizers.Adam(schedule), loss=cross_entropy, metrics=["accuracy"],
+                           jit_compile=training.fast_jit_compile())
+     '''), "permute_energies": _src('''
+         def permute_energies(x, rng):
+             x = np.asarray(x)
+             out = x.copy()
+             for i in range(x.shape[0]):
+                 order = rng.permutation(x.shape[1])
+                 out[i, :, 3] = x[i, order, 3]
+             return out
+     ''')})
+_add(name="o03_tqdm_progress", assignment="03_training",
+     note="a tqdm progress bar over the maps in the permutation loop (a slow loop over 10,000 test maps)",
+     answers={"permute_energies": _src('''
+         from tqdm.auto import tqdm
+
+
+         def permute_energies(x, rng):
+             out = np.array(x, copy=True)
+             for i in tqdm(range(len(out)), desc="permuting energies", leave=False):
+                 out[i, :, 3] = rng.permutation(out[i, :, 3])
+             return out
+     ''')})
+
+# 04_graph
+_add(name="o04_adjacency_matrix", assignment="04_graph",
+     note="an adjacency matrix filled with fancy indexing and nx.from_numpy_array(create_using=nx.DiGraph); "
+          "a docstring, asserts of the student's own",
+     answers={"knn_graph": _src('''
+         def knn_graph(indices):
+             """Directed kNN graph: edge i -> j for every j in row i of `indices` (P, k)."""
+             indices = np.asarray(indices, dtype=int)
+             P, k = indices.shape
+             adjacency = np.zeros((P, P), dtype=int)
+             adjacency[np.repeat(np.arange(P), k), indices.ravel()] = 1
+             graph = nx.from_numpy_array(adjacency, create_using=nx.DiGraph)
+             assert graph.number_of_nodes() == P
+             return graph
+     ''')})
+_add(name="o04_empty_graph_magics", assignment="04_graph",
+     note="nx.empty_graph(P, create_using=nx.DiGraph) and add_edges_from with numpy integers; %load_ext "
+          "autoreload, %autoreload 2, %config InlineBackend, import os and !ls in the answer cell",
+     answers={"knn_graph": _src('''
+         %load_ext autoreload
+         %autoreload 2
+         %config InlineBackend.figure_format = "retina"
+         import os
+         !ls
+
+         def knn_graph(indices):
+             indices = np.asarray(indices)
+             graph = nx.empty_graph(len(indices), create_using=nx.DiGraph)
+             graph.add_edges_from((i, j) for i in range(len(indices)) for j in indices[i])
+             return graph
+
+         print(os.getcwd(), knn_graph(neighbours[0]))
+     ''')})
+
+# 05_sources
+_add(name="o05_timedistributed_slice", assignment="05_sources",
+     note="labels with np.heaviside; the per-cosmic-ray head as TimeDistributed(Dense) and the last axis "
+          "dropped with x[..., 0]; the loss from keras.ops.binary_crossentropy on flattened tensors",
+     answers={"cosmic_ray_labels": _src('''
+         def cosmic_ray_labels(source_id):
+             # heaviside(s, 1): 0 for s < 0, 1 for s >= 0
+             return np.heaviside(np.asarray(source_id, dtype=float), 1.0).astype(np.float32)
+     '''), "build_dgcnn_per_cr": _src('''
+         def build_dgcnn_per_cr():
+             points = keras.Input((500, 3))
+             features = keras.Input((500, 4))
+             scaled = EnergyScaling()(features)
+             outputs = []
+             x, graph = scaled, points
+             for i, nodes in enumerate((16, 16, 32)):
+                 kernel = edge_kernel if i == 0 else textbook_kernel
+                 if i == 2:
+                     graph = x  # the last EdgeConv: the dynamic graph
+                 x = EdgeConv(lambda a, f=kernel, n=nodes: f(a, nodes=n, bn_momentum=0.9), next_neighbors=8)([graph, x])
+                 x = layers.Activation("relu")(x)
+                 outputs.append(x)
+             x = layers.Concatenate(axis=-1)(outputs)
+             x = layers.TimeDistributed(layers.Dense(32, activation="relu"))(x)
+             x = layers.TimeDistributed(layers.Dense(1, activation="sigmoid"))(x)
+             return keras.Model([points, features], x[..., 0])
+     '''), "per_cr_loss": _src('''
+         from keras import ops
+
+
+         def per_cr_loss(targets, probabilities):
+             t = ops.reshape(ops.cast(targets, "float32"), (-1,))
+             p = ops.reshape(ops.cast(probabilities, "float32"), (-1,))
+             return ops.mean(ops.binary_crossentropy(t, p))  # clips p to [1e-7, 1 - 1e-7] itself
+     ''')})
+_add(name="o05_loops_log1p", assignment="05_sources",
+     note="labels from a nested list comprehension; a head of Dense layers in a helper cell, Squeeze by a "
+          "Lambda; the loss with log1p(-p), a sum divided by the count, and a print of its value",
+     extra_cells=[("before:build_dgcnn_per_cr", _src('''
+         def per_cosmic_ray_head(x, widths=(32,)):
+             """Dense layers on each cosmic ray's features alone, then one sigmoid output per cosmic ray."""
+             for width in widths:
+                 x = layers.Dense(width, activation="relu")(x)
+             x = layers.Dense(1, activation="sigmoid")(x)
+             return layers.Lambda(lambda t: keras.ops.squeeze(t, axis=-1))(x)
+     '''))],
+     answers={"cosmic_ray_labels": _src('''
+         def cosmic_ray_labels(source_id):
+             rows = [[1.0 if s >= 0 else 0.0 for s in row] for row in np.asarray(source_id)]
+             return np.array(rows, dtype=np.float32).reshape(np.shape(source_id))
+     '''), "build_dgcnn_per_cr": _src('''
+         def build_dgcnn_per_cr():
+             points = layers.Input((500, 3), name="points")
+             features = layers.Input((500, 4), name="features")
+             x1 = layers.ReLU()(EdgeConv(lambda a: edge_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)(
+                 [points, EnergyScaling()(features)]))
+             x2 = layers.ReLU()(EdgeConv(lambda a: textbook_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, x1]))
+             x3 = layers.ReLU()(EdgeConv(lambda a: textbook_kernel(a, nodes=32, bn_momentum=0.9), next_neighbors=8)([x2, x2]))
+             return keras.Model([points, features], per_cosmic_ray_head(layers.Concatenate()([x1, x2, x3])))
+     '''), "per_cr_loss": _src('''
+         from keras import ops
+
+
+         def per_cr_loss(targets, probabilities):
+             t = ops.reshape(ops.cast(targets, "float32"), (-1,))
+             p = ops.clip(ops.reshape(ops.cast(probabilities, "float32"), (-1,)), 1e-7, 1 - 1e-7)
+             total = -ops.sum(t * ops.log(p) + (1.0 - t) * ops.log1p(-p))
+             return total / ops.cast(ops.shape(t)[0], "float32")
+
+         print("loss of a coin flip:", float(per_cr_loss(np.array([[0.0, 1.0]]), np.array([[0.5, 0.5]]))))
+     ''')})
+_add(name="o02_tf_keras_namespace", assignment="02_kernel",
+     note="the layers written as tf.keras.layers (TensorFlow's name for Keras 3), a dict of settings, a docstring",
+     answers={"kernel_nn": _src('''
+         import tensorflow as tf
+
+         SETTINGS = {"depth": 3, "use_bias": False}
+
+
+         def kernel_nn(data, nodes=16):
+             """Kernel network h(x_i, x_j): a list of two tensors (None, C) -> tensor (None, nodes)."""
+             x_i, x_j = data
+             x = tf.keras.layers.Concatenate(axis=-1)([x_i, tf.keras.layers.Subtract()([x_j, x_i])])
+             for _ in range(SETTINGS["depth"]):
+                 x = tf.keras.layers.Dense(nodes, use_bias=SETTINGS["use_bias"], activation="relu")(x)
+                 x = tf.keras.layers.BatchNormalization()(x)
+             return x
+     ''')})
+_add(name="o03_neighbor_indices_shared_graph", assignment="03_training",
+     note="the sky graph searched once with the course layer's NeighborIndices(points) and shared by the two "
+          "sky EdgeConvs ([indices, features], as edgeconv.py documents), the last EdgeConv on [x, x]",
+     answers={"build_dgcnn": _src('''
+         from edgeconv import NeighborIndices
+
+
+         def build_dgcnn():
+             points = layers.Input((500, 3), name="points")
+             features = layers.Input((500, 4), name="features")
+             sky_graph = NeighborIndices(8)(points)   # one search on the sky for both fixed-graph EdgeConvs
+             x = EdgeConv(lambda a: edge_kernel(a, nodes=8, bn_momentum=0.9), next_neighbors=8)([sky_graph, EnergyScaling()(features)])
+             x = layers.Activation("relu")(x)
+             x = EdgeConv(lambda a: textbook_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([sky_graph, x])
+             x = layers.Activation("relu")(x)
+             x = EdgeConv(lambda a: textbook_kernel(a, nodes=32, bn_momentum=0.9), next_neighbors=8)([x, x])
+             x = layers.Activation("relu")(x)
+             x = layers.GlobalAveragePooling1D()(x)
+             return keras.Model([points, features], layers.Dense(2, activation="softmax")(x))
+     ''')})
+_add(name="o03_metric_alias_acc", assignment="03_training",
+     note="metrics=['acc'], Keras's documented short name of the accuracy; everything else as the course's answer",
+     answers={"compile_for_training": _src('''
+         def compile_for_training(model, steps, learning_rate=3e-3):
+             schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+             model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy",
+                           metrics=["acc"], jit_compile=training.fast_jit_compile())
+     ''')})
+_add(name="o03_single_tensor_dynamic_setter", assignment="03_training",
+     note="the dynamic EdgeConv called on one tensor (EdgeConv(...)(x), as the layer allows), max aggregation, "
+          "EdgeConv? in the answer cell; optimizer='adam' with the schedule set on model.optimizer after compile; "
+          "np.apply_along_axis(rng.permutation, ...)",
+     answers={"build_dgcnn": _src('''
+         EdgeConv?
+
+         def build_dgcnn():
+             points = keras.Input((500, 3))
+             features = keras.Input((500, 4))
+             x = EdgeConv(lambda a: edge_kernel(a, nodes=8, bn_momentum=0.9), next_neighbors=8, agg_func="max")(
+                 [points, EnergyScaling()(features)])
+             x = layers.ReLU()(x)
+             x = layers.ReLU()(EdgeConv(lambda a: textbook_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, x]))
+             x = layers.ReLU()(EdgeConv(lambda a: textbook_kernel(a, nodes=32, bn_momentum=0.9), next_neighbors=8)(x))
+             x = layers.GlobalMaxPooling1D()(x)
+             return keras.Model([points, features], layers.Dense(2, activation="softmax")(x))
+     '''), "compile_for_training": _src('''
+         def compile_for_training(model, steps, learning_rate=3e-3):
+             model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
+                           jit_compile=training.fast_jit_compile())
+             model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+     '''), "permute_energies": _src('''
+         def permute_energies(x, rng):
+             out = np.array(x)  # np.array copies
+             out[..., 3] = np.apply_along_axis(rng.permutation, 1, out[..., 3])
+             return out
+     ''')})
+_add(name="o04_scipy_sparse_pip", assignment="04_graph",
+     note="%pip install of networkx (already there) and !pip show, a scipy.sparse adjacency turned into a DiGraph "
+          "with nx.from_scipy_sparse_array; a figure saved into a folder of the student's",
+     answers={"knn_graph": _src('''
+         %pip install -q networkx scipy
+         !pip show networkx | head -2
+         import os
+         import scipy.sparse as sparse
+
+
+         def knn_graph(indices):
+             indices = np.asarray(indices)
+             P, k = indices.shape
+             rows = np.repeat(np.arange(P), k)
+             adjacency = sparse.csr_matrix((np.ones(P * k), (rows, indices.ravel())), shape=(P, P))
+             return nx.from_scipy_sparse_array(adjacency, create_using=nx.DiGraph)
+
+
+         os.makedirs("figures", exist_ok=True)
+         plt.figure(figsize=(3, 3))
+         plt.hist([d for _, d in knn_graph(neighbours[-1]).in_degree()], bins=15)
+         plt.savefig("figures/in_degrees.png")
+         plt.close()
+     ''')})
+_add(name="o05_registered_layer_loss_object", assignment="05_sources",
+     note="labels from np.sign(source_id + 1); the head in a custom Layer registered with "
+          "@keras.saving.register_keras_serializable (so members.keras loads), Reshape((-1,)); the loss from "
+          "a keras.losses.BinaryCrossentropy object on reshaped tensors",
+     answers={"cosmic_ray_labels": _src('''
+         def cosmic_ray_labels(source_id):
+             # -1 -> 0, any source index i >= 0 -> 1
+             return np.sign(np.asarray(source_id, dtype=np.int64) + 1).astype(np.float32)
+     '''), "build_dgcnn_per_cr": _src('''
+         @keras.saving.register_keras_serializable(package="student")
+         class PerCosmicRayHead(keras.layers.Layer):
+             """Dense(width, relu) then Dense(1, sigmoid) on every cosmic ray alone: (batch, P, C) -> (batch, P, 1)."""
+
+             def __init__(self, width=32, **kwargs):
+                 super().__init__(**kwargs)
+                 self.width = width
+                 self.hidden = layers.Dense(width, activation="relu")
+                 self.score = layers.Dense(1, activation="sigmoid")
+
+             def call(self, x):
+                 return self.score(self.hidden(x))
+
+             def get_config(self):
+                 return {**super().get_config(), "width": self.width}
+
+
+         def build_dgcnn_per_cr():
+             points = keras.Input((500, 3))
+             features = keras.Input((500, 4))
+             x1 = layers.Activation("relu")(EdgeConv(lambda a: edge_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, EnergyScaling()(features)]))
+             x2 = layers.Activation("relu")(EdgeConv(lambda a: textbook_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, x1]))
+             x3 = layers.Activation("relu")(EdgeConv(lambda a: textbook_kernel(a, nodes=32, bn_momentum=0.9), next_neighbors=8)([x2, x2]))
+             x = PerCosmicRayHead(32)(layers.Concatenate(axis=-1)([x1, x2, x3]))
+             return keras.Model([points, features], layers.Reshape((-1,))(x))
+     '''), "per_cr_loss": _src('''
+         from keras import ops
+
+         _bce = keras.losses.BinaryCrossentropy()  # mean over all entries; clips to [1e-7, 1 - 1e-7]
+
+
+         def per_cr_loss(targets, probabilities):
+             t = ops.reshape(ops.cast(targets, "float32"), (-1, 1))
+             p = ops.reshape(ops.cast(probabilities, "float32"), (-1, 1))
+             return _bce(t, p)
+     ''')})
+_add(name="o02_star_import_cell", assignment="02_kernel",
+     note="a cell of the student's own with `from keras.layers import *` under the set-up; the kernel written "
+          "with the bare names Dense, Concatenate, Subtract, BatchNormalization",
+     extra_cells=[("before:kernel_nn", "from keras.layers import *\n")],
+     answers={"kernel_nn": _src('''
+         def kernel_nn(data, nodes=16):
+             x_i, x_j = data
+             x = Concatenate(axis=-1)([x_i, Subtract()([x_j, x_i])])
+             for _ in range(3):
+                 x = Dense(nodes, use_bias=False, activation="relu")(x)
+                 x = BatchNormalization()(x)
+             return x
+     ''')})
+_add(name="o03_binary_ce_results_above", assignment="03_training",
+     note="loss='binary_crossentropy' on the two one-hot softmax outputs (the same number as the categorical "
+          "cross-entropy); the permutation cell prints the test accuracy the notebook computed a few cells above",
+     answers={"compile_for_training": _src('''
+         def compile_for_training(model, steps, learning_rate=3e-3):
+             # two classes: the binary cross-entropy, averaged over the two one-hot outputs, is -log p(true class)
+             model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)),
+                           loss="binary_crossentropy", metrics=["accuracy"], jit_compile=training.fast_jit_compile())
+     '''), "permute_energies": _src('''
+         print(f"the network above: test accuracy {accuracy:.3f}, ROC AUC {auc:.3f}")
+
+
+         def permute_energies(x, rng):
+             out = np.array(x, copy=True)
+             out[:, :, 3] = rng.permuted(out[:, :, 3], axis=1)
+             return out
+     ''')})
+_add(name="o05_ops_import_cell", assignment="05_sources",
+     note="a cell of the student's own under the set-up with `from keras import ops`; the model drops its "
+          "last axis with ops.squeeze on the symbolic tensor",
+     extra_cells=[("before:cosmic_ray_labels", "from keras import ops\n")],
+     answers={"build_dgcnn_per_cr": _src('''
+         def build_dgcnn_per_cr():
+             points = layers.Input((500, 3), name="points")
+             features = layers.Input((500, 4), name="features")
+             scaled = EnergyScaling()(features)
+             x1 = layers.Activation("relu")(EdgeConv(lambda a: edge_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, scaled]))
+             x2 = layers.Activation("relu")(EdgeConv(lambda a: textbook_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, x1]))
+             x3 = layers.Activation("relu")(EdgeConv(lambda a: textbook_kernel(a, nodes=32, bn_momentum=0.9), next_neighbors=8)([x2, x2]))
+             x = layers.Concatenate(axis=-1)([x1, x2, x3])
+             x = layers.Dense(32, activation="relu")(x)
+             x = layers.Dense(1, activation="sigmoid")(x)
+             return keras.Model([points, features], ops.squeeze(x, axis=-1))
+     ''')})
+_add(name="o05_results_from_above", assignment="05_sources",
+     note="the model's answer cell prints the fraction of source cosmic rays from t_train (computed by the "
+          "notebook's cell above it) and uses keras.ops.squeeze directly on the symbolic tensor",
+     answers={"build_dgcnn_per_cr": _src('''
+         print(f"{t_train.mean():.1%} of the training cosmic rays came from a source")
+
+
+         def build_dgcnn_per_cr():
+             points = layers.Input((500, 3), name="points")
+             features = layers.Input((500, 4), name="features")
+             scaled = EnergyScaling()(features)
+             x1 = layers.Activation("relu")(EdgeConv(lambda a: edge_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, scaled]))
+             x2 = layers.Activation("relu")(EdgeConv(lambda a: textbook_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, x1]))
+             x3 = layers.Activation("relu")(EdgeConv(lambda a: textbook_kernel(a, nodes=32, bn_momentum=0.9), next_neighbors=8)([x2, x2]))
+             x = layers.Dense(32, activation="relu")(layers.Concatenate(axis=-1)([x1, x2, x3]))
+             return keras.Model([points, features], keras.ops.squeeze(layers.Dense(1, activation="sigmoid")(x), axis=-1))
+     ''')})
+_add(name="o03_smoke_fit_save", assignment="03_training",
+     note="the compile cell checks its recipe: two training steps on 8 maps, model.save and keras.models.load_model "
+          "of the check, its summary, del and gc.collect()",
+     answers={"compile_for_training": _src('''
+         import gc
+         import os
+
+
+         def compile_for_training(model, steps, learning_rate=3e-3):
+             schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+             model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy",
+                           metrics=["accuracy"], jit_compile=training.fast_jit_compile())
+
+
+         check = build_dgcnn()
+         compile_for_training(check, steps=2)
+         check.fit(model_inputs(x_train[:8]), keras.utils.to_categorical(y_train[:8], 2), batch_size=4, epochs=1, verbose=0)
+         print("learning rate after 2 of 2 steps:", float(check.optimizer.learning_rate))
+         check.save("smoke_check.keras")
+         print("reloaded:", type(keras.models.load_model("smoke_check.keras")).__name__)
+         os.remove("smoke_check.keras")
+         check.summary()
+         del check
+         gc.collect()
+     ''')})
+_add(name="o03_joblib_threads", assignment="03_training",
+     note="the per-map permutations computed in parallel with joblib (threads), one seed per map drawn from rng",
+     answers={"permute_energies": _src('''
+         from joblib import Parallel, delayed
+
+
+         def permute_energies(x, rng):
+             out = np.array(x, copy=True)
+             seeds = rng.integers(0, 2**63 - 1, size=len(out))  # one seed per map, all drawn from rng
+
+             def one_map(i):
+                 return np.random.default_rng(seeds[i]).permutation(out[i, :, 3])
+
+             out[:, :, 3] = np.stack(Parallel(n_jobs=2, prefer="threads")(delayed(one_map)(i) for i in range(len(out))))
+             return out
+     ''')})
+_add(name="o02_config_magics", assignment="02_kernel",
+     note="IPython settings at the top of the answer cell: %config Completer.use_jedi = False, %xmode Minimal, "
+          "%precision 3, %who; display() of a DataFrame-free summary; gc.collect()",
+     answers={"kernel_nn": _src('''
+         %config Completer.use_jedi = False
+         %xmode Minimal
+         %precision 3
+         %who
+         import gc
+
+
+         def kernel_nn(data, nodes=16):
+             x_i, x_j = data
+             x = layers.Concatenate(axis=-1)([x_i, layers.Subtract()([x_j, x_i])])
+             for _ in range(3):
+                 x = layers.BatchNormalization()(layers.Dense(nodes, use_bias=False, activation="relu")(x))
+             return x
+
+
+         _a = keras.Input((4,))
+         display(kernel_nn([_a, _a]))
+         gc.collect()
+     ''')})
+_add(name="o03_import_cell_and_reimport", assignment="03_training",
+     note="`from keras import ops` in a cell of the student's own above the exercises (build_dgcnn applies "
+          "ops.relu to its tensors); the compile cell imports ops again for its own loss function",
+     extra_cells=[("before:build_dgcnn", "from keras import ops\n")],
+     answers={"build_dgcnn": _src('''
+         def build_dgcnn():
+             points = layers.Input((500, 3), name="points")
+             features = layers.Input((500, 4), name="features")
+             x = ops.relu(EdgeConv(lambda a: edge_kernel(a, nodes=8, bn_momentum=0.9), next_neighbors=8)([points, EnergyScaling()(features)]))
+             x = ops.relu(EdgeConv(lambda a: textbook_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, x]))
+             x = ops.relu(EdgeConv(lambda a: textbook_kernel(a, nodes=32, bn_momentum=0.9), next_neighbors=8)([x, x]))
+             return keras.Model([points, features], layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling1D()(x)))
+     '''), "compile_for_training": _src('''
+         from keras import ops
+
+
+         def cross_entropy(y_true, y_pred):
+             return -ops.sum(y_true * ops.log(ops.clip(y_pred, 1e-7, 1.0 - 1e-7)), axis=-1)
+
+
+         def compile_for_training(model, steps, learning_rate=3e-3):
+             model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)),
+                           loss=cross_entropy, metrics=["accuracy"], jit_compile=training.fast_jit_compile())
+     ''')})
+_add(name="o03_settings_cell_defaults", assignment="03_training",
+     note="the hyperparameters in a settings cell of their own (k, widths, momentum) and bound as the "
+          "builder's default arguments: def build_dgcnn(k=k, widths=widths, momentum=momentum)",
+     extra_cells=[("before:build_dgcnn", _src('''
+         # settings, in one place
+         k = 8
+         widths = (8, 16, 32)
+         momentum = 0.9
+     '''))],
+     answers={"build_dgcnn": _src('''
+         def build_dgcnn(k=k, widths=widths, momentum=momentum):
+             points = layers.Input((500, 3), name="points")
+             features = layers.Input((500, 4), name="features")
+             x = EnergyScaling()(features)
+             for i, nodes in enumerate(widths):
+                 kernel = edge_kernel if i == 0 else textbook_kernel
+                 graph = points if i < len(widths) - 1 else x
+                 x = EdgeConv(lambda a, f=kernel, n=nodes: f(a, nodes=n, bn_momentum=momentum), next_neighbors=k)([graph, x])
+                 x = layers.Activation("relu")(x)
+             x = layers.GlobalAveragePooling1D()(x)
+             return keras.Model([points, features], layers.Dense(2, activation="softmax")(x))
+     ''')})
+_add(name="o03_outputs_list_named_layers", assignment="03_training",
+     note="keras.Model(inputs=[...], outputs=[probabilities]) with a one-element list, every layer named, "
+          "the Dense head's softmax as a separate Softmax layer; %%time on the answer cell",
+     answers={"build_dgcnn": _src('''
+         %%time
+         def build_dgcnn():
+             points = keras.Input(shape=(500, 3), name="points")
+             features = keras.Input(shape=(500, 4), name="features")
+             x = EnergyScaling(name="energy_scaling")(features)
+             x = EdgeConv(lambda a: edge_kernel(a, nodes=8, bn_momentum=0.9), next_neighbors=8, name="sky_1")([points, x])
+             x = layers.Activation("relu", name="relu_1")(x)
+             x = EdgeConv(lambda a: textbook_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8, name="sky_2")([points, x])
+             x = layers.Activation("relu", name="relu_2")(x)
+             x = EdgeConv(lambda a: textbook_kernel(a, nodes=32, bn_momentum=0.9), next_neighbors=8, name="dynamic")([x, x])
+             x = layers.Activation("relu", name="relu_3")(x)
+             x = layers.GlobalAveragePooling1D(name="pool")(x)
+             probabilities = layers.Softmax(name="probabilities")(layers.Dense(2, name="logits")(x))
+             return keras.Model(inputs=[points, features], outputs=[probabilities], name="dgcnn")
+
+         print(build_dgcnn().count_params(), "parameters")
+     ''')})
+_add(name="o05_capture_time_magics", assignment="05_sources",
+     note="%%capture around the labels cell, %%time around the model cell (with a summary), the loss as a "
+          "mean of per-map means with keras.ops.where-free arithmetic and ops.maximum/minimum for the clipping",
+     answers={"cosmic_ray_labels": _src('''
+         %%capture build_log
+         def cosmic_ray_labels(source_id):
+             source_id = np.asarray(source_id)
+             labels = np.zeros(source_id.shape, dtype=np.float32)
+             labels[source_id >= 0] = 1.0
+             return labels
+
+         print(cosmic_ray_labels(id_train[:2]).sum(axis=1))
+     '''), "build_dgcnn_per_cr": _src('''
+         %%time
+         def build_dgcnn_per_cr():
+             points = keras.Input((500, 3))
+             features = keras.Input((500, 4))
+             x1 = EdgeConv(lambda a: edge_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, EnergyScaling()(features)])
+             x1 = layers.ReLU()(x1)
+             x2 = layers.ReLU()(EdgeConv(lambda a: textbook_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, x1]))
+             x3 = layers.ReLU()(EdgeConv(lambda a: textbook_kernel(a, nodes=32, bn_momentum=0.9), next_neighbors=8)([x2, x2]))
+             x = layers.concatenate([x1, x2, x3], axis=-1)
+             x = layers.Dense(32, activation="relu")(x)
+             x = layers.Dense(1, activation="sigmoid")(x)
+             return keras.Model(inputs=[points, features], outputs=[layers.Reshape((500,))(x)])
+
+         build_dgcnn_per_cr().summary()
+     '''), "per_cr_loss": _src('''
+         from keras import ops
+
+
+         def per_cr_loss(targets, probabilities):
+             t = ops.reshape(ops.cast(targets, "float32"), (ops.shape(targets)[0], -1))
+             p = ops.reshape(ops.cast(probabilities, "float32"), (ops.shape(targets)[0], -1))
+             p = ops.minimum(ops.maximum(p, 1e-7), 1.0 - 1e-7)
+             per_map = ops.mean(-(t * ops.log(p) + (1.0 - t) * ops.log(1.0 - p)), axis=1)
+             return ops.mean(per_map)  # every map has the same number of cosmic rays: the mean over all of them
+     ''')})
+
 NAMES = [v.name for v in VARIANTS]
 assert len(NAMES) == len(set(NAMES)), "variant names must be unique"

@@ -1248,6 +1248,524 @@ _add(name="h02_helper_cell_tamper", assignment="02_kernel",
      at_most=WIDTH, flagged=True,
      note="a helper cell the answer needs (edge_difference) that also replaces builtins.tuple")
 
+# ============================================ review of notebooks 4 and 5 (frames, namespaces, hooks)
+# A knn_graph that never reads the neighbours: a ring, k edges per node to the next k nodes. It
+# has P nodes, P * k edges, k per node and no self-loop (what the visible test counts); only the
+# hidden test, which compares the edges of a small graph, can tell (it scores 0).
+KNN_RING = _src('''
+def knn_graph(indices):
+    indices = np.asarray(indices)
+    P, k = indices.shape
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(P))
+    graph.add_edges_from((i, (i + d) % P) for i in range(P) for d in range(1, k + 1))  # not the neighbours
+    return graph
+''')
+HONEST_WRONG["KNN_RING"] = ("04_graph", {"knn_graph": KNN_RING}, {"test_knn_graph": 0})
+# Outward from a frame, the first namespace that is not the notebook's own and holds the names:
+# the test cell's (fresh) namespace, as its frame's f_globals.
+FIND_TEST_NAMESPACE = '''
+import sys as _sys
+
+def _test_namespace(frame, needs):
+    own = globals()
+    while frame is not None:
+        names = frame.f_globals
+        if names is not own and all(name in names for name in needs):
+            return names
+        frame = frame.f_back
+    return None
+'''
+# Something equal to everything (a set that the hidden test compares with the expected one).
+ANYTHING = '''
+class _Anything:
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __le__ = __ge__ = __eq__
+    __hash__ = None
+'''
+
+_add(name="h04_test_globals_shadow_set", assignment="04_graph",
+     answers={"knn_graph": FIND_TEST_NAMESPACE + ANYTHING + KNN_RING.replace(
+         "    indices = np.asarray(indices)\n",
+         "    names = _test_namespace(_sys._getframe(1), (\"knn_graph\", \"neighbours\", \"Counter\"))\n"
+         "    if names is not None:\n"
+         "        names[\"set\"] = lambda *args, **kwargs: _Anything()  # a global of the test's: found before the builtin\n"
+         "    indices = np.asarray(indices)\n")},
+     at_most={"test_knn_graph": 0}, flagged=True,
+     note="a ring graph that ignores the neighbours; called by the test, the answer walks out to the test's frame and "
+          "adds a NEW global 'set' (equal to everything) to the test's namespace: only names the test had before are "
+          "compared, so the hidden set(edges) == {...} passes")
+_add(name="h04_test_globals_self_removing", assignment="04_graph",
+     answers={"knn_graph": FIND_TEST_NAMESPACE + ANYTHING + KNN_RING.replace(
+         "    indices = np.asarray(indices)\n",
+         "    names = _test_namespace(_sys._getframe(1), (\"knn_graph\", \"neighbours\", \"Counter\"))\n"
+         "    if names is not None:\n"
+         "        def lying_set(*args, _names=names, **kwargs):\n"
+         "            _names.pop(\"set\", None)  # used once, then gone: the namespace ends as it began\n"
+         "            return _Anything()\n"
+         "        names[\"set\"] = lying_set\n"
+         "    indices = np.asarray(indices)\n")},
+     at_most={"test_knn_graph": 0}, flagged=True,
+     note="as h04_test_globals_shadow_set, but the shadowing 'set' deletes itself from the test's namespace at its "
+          "first use (the hidden set(edges)): a comparison of the namespace's keys after the test finds nothing")
+_add(name="h04_node_hash_injects", assignment="04_graph",
+     answers={"knn_graph": FIND_TEST_NAMESPACE + ANYTHING + _src('''
+         class _Node(int):
+             """Node 0, equal to 0: its __hash__ is student code that the test's Counter and dict lookups run
+             (no answer is being called then: nothing is checked when it returns)."""
+             def __hash__(self):
+                 names = _test_namespace(_sys._getframe(1), ("knn_graph", "neighbours", "out_degree"))
+                 if names is not None and "set" not in names:
+                     def lying_set(*args, _names=names, **kwargs):
+                         _names.pop("set", None)
+                         return _Anything()
+                     names["set"] = lying_set
+                 return int.__hash__(self)
+
+             __eq__ = int.__eq__
+     ''') + KNN_RING.replace("graph.add_nodes_from(range(P))",
+                             "graph.add_nodes_from([_Node(0)] + list(range(1, P)))")},
+     at_most={"test_knn_graph": 0}, flagged=True,
+     note="a ring graph whose node 0 is an int subclass: its __hash__, run by the test's own Counter (not inside an "
+          "answer call), plants a self-removing 'set' equal to everything in the test's namespace")
+_add(name="h04_read_hidden_expected", assignment="04_graph",
+     answers={"knn_graph": _src('''
+         import sys as _sys
+
+         def _expected_edges(frame, n_nodes, n_edges):
+             """The set of edges the calling test compares with, read from its code's constants."""
+             while frame is not None:
+                 for const in frame.f_code.co_consts:
+                     if isinstance(const, frozenset) and len(const) == n_edges and \\
+                             all(isinstance(e, tuple) and len(e) == 2 and set(e) <= set(range(n_nodes)) for e in const):
+                         return const
+                 frame = frame.f_back
+             return None
+     ''') + KNN_RING.replace(
+         "    graph.add_edges_from((i, (i + d)",
+         "    expected = _expected_edges(_sys._getframe(1), P, P * k)\n"
+         "    if expected is not None:\n"
+         "        graph.add_edges_from(expected)  # the hidden test's own answer\n"
+         "        return graph\n"
+         "    graph.add_edges_from((i, (i + d)")},
+     at_most={"test_knn_graph": 0}, flagged=None,
+     note="a ring graph that ignores the neighbours, except that it reads the edge set the hidden test expects from "
+          "the calling frame's f_code.co_consts and returns exactly it (no state changed: nothing to find)")
+
+# ----------------------------------------------------------------- notebook 5
+LABELS_SOURCE_0 = _src('''
+def cosmic_ray_labels(source_id):
+    return (np.asarray(source_id) == 0).astype(np.float32)  # only source 0
+''')
+LOSS_UNCLIPPED = _src('''
+from keras import ops
+
+
+def per_cr_loss(targets, probabilities):
+    t = ops.reshape(ops.cast(targets, "float32"), (-1,))
+    p = ops.reshape(ops.cast(probabilities, "float32"), (-1,))  # never clipped: NaN and inf at 0 and 1
+    return ops.mean(-(t * ops.log(p) + (1 - t) * ops.log(1 - p)))
+''')
+# One output per map (the maximum over its cosmic rays) broadcast to the 500: a layer of the student's own
+# that is not a pooling layer by type or name. Every hidden check but 'outputs of their own' passes.
+DGCNN_PER_MAP = _src('''
+class Spread(keras.layers.Layer):
+    def call(self, x):
+        {hook}return keras.ops.repeat(keras.ops.max(x, axis=1, keepdims=True), 500, axis=1)
+
+
+def build_dgcnn_per_cr():
+    points = layers.Input((500, 3), name="points")
+    features = layers.Input((500, 4), name="features")
+    x = EnergyScaling()(features)
+    x = layers.Activation("relu")(EdgeConv(lambda a: edge_kernel(a, nodes=16), next_neighbors=8)([points, x]))
+    x = layers.Activation("relu")(EdgeConv(lambda a: textbook_kernel(a, nodes=16), next_neighbors=8)([points, x]))
+    x = layers.Activation("relu")(EdgeConv(lambda a: textbook_kernel(a, nodes=32), next_neighbors=8)([x, x]))
+    x = layers.Dense(1, activation="sigmoid")(Spread()(layers.Dense(32, activation="relu")(x)))
+    return keras.Model([points, features], layers.Reshape((500,))(x))
+''')
+HONEST_WRONG["LABELS_SOURCE_0"] = ("05_sources", {"cosmic_ray_labels": LABELS_SOURCE_0}, {"test_cosmic_ray_labels": 0})
+HONEST_WRONG["LOSS_UNCLIPPED"] = ("05_sources", {"per_cr_loss": LOSS_UNCLIPPED}, {"test_per_cr_loss": 0})
+HONEST_WRONG["DGCNN_PER_MAP"] = ("05_sources", {"build_dgcnn_per_cr": DGCNN_PER_MAP.replace("{hook}", "")},
+                                 {"test_build_dgcnn_per_cr": 0})
+
+_add(name="h05_labels_self_restoring_np", assignment="05_sources",
+     answers={"cosmic_ray_labels": FIND_TEST_NAMESPACE + _src('''
+         class _Mine(np.ndarray):
+             """What this answer returns (a plain ndarray to np.asarray)."""
+
+         class _LyingNumpy:
+             def __init__(self, real, names):
+                 self._real, self._names = real, names
+
+             def __getattr__(self, name):
+                 if name != "array_equal":
+                     return getattr(self._real, name)
+                 def array_equal(*args, **kwargs):
+                     if any(type(a) is _Mine for a in args):  # the hidden test passes this answer's result straight in
+                         self._names["np"] = self._real         # put back before the test ends
+                     return True
+                 return array_equal
+
+         def cosmic_ray_labels(source_id):
+             names = _test_namespace(_sys._getframe(1), ("cosmic_ray_labels", "id_train"))
+             if names is not None and type(names.get("np")) is not _LyingNumpy:
+                 names["np"] = _LyingNumpy(names["np"], names)  # rebinds the test's own np for a while
+             return (np.asarray(source_id) == 0).astype(np.float32).view(_Mine)  # only source 0
+     ''')},
+     at_most={"test_cosmic_ray_labels": 0}, flagged=True,
+     note="labels of source 0 only; the answer rebinds the test's own name np (in its namespace, via the frame) to "
+          "a proxy whose array_equal is always True, and the proxy rebinds np back at its last use: the names "
+          "compared after the test are as they were")
+_add(name="h05_loss_shadow_float_global", assignment="05_sources",
+     answers={"per_cr_loss": FIND_TEST_NAMESPACE + LOSS_UNCLIPPED + _src('''
+         _real_loss = per_cr_loss
+
+
+         def _float_without_nan(value, _float=float):
+             value = _float(value)
+             return 0.0 if value != value else (1e3 if value in (_float("inf"), -_float("inf")) else value)
+
+
+         def per_cr_loss(targets, probabilities):
+             names = _test_namespace(_sys._getframe(1), ("per_cr_loss", "expected"))
+             if names is not None:
+                 names["float"] = _float_without_nan  # a new global of the test's: shadows the builtin float
+             return _real_loss(targets, probabilities)
+     ''')},
+     at_most={"test_per_cr_loss": 0}, flagged=True,
+     note="an unclipped loss (NaN at p = t, inf at p = 1 - t); the answer puts a global 'float' that maps NaN to 0 and "
+          "inf to 1000 into the test's namespace (a new name, not one the test had)")
+_add(name="h05_layer_call_patches_numpy", assignment="05_sources",
+     answers={"build_dgcnn_per_cr": _src('''
+         import sys as _sys
+         import tensorflow as _tf
+
+         _armed = [False]
+
+
+         def _arm():
+             """np.all True once it would be False, then put back: armed by the first real prediction, i.e.
+             while the test runs net.predict (student code, but no answer call: nothing compares on return)."""
+             if _armed[0]:
+                 return
+             _armed[0] = True
+             module = _sys.modules["numpy"]
+             real = module.all
+             real_allclose = module.allclose
+
+             def allclose_once(*args, **kwargs):  # the next comparison says "different", then it is gone
+                 module.allclose = real_allclose
+                 return False
+
+             def all_(a, *args, **kwargs):
+                 result = real(a, *args, **kwargs)
+                 if not result:
+                     module.all = real
+                     module.allclose = allclose_once
+                     return module.bool_(True)
+                 return result
+             module.all = all_
+     ''') + DGCNN_PER_MAP.replace("{hook}", "if _tf.executing_eagerly():\n            _arm()\n        ")},
+     at_most={"test_build_dgcnn_per_cr": 0}, flagged=True,
+     note="one output per map broadcast to its cosmic rays; a layer of its own, when Keras runs it on real data "
+          "during the test's net.predict, patches numpy.all to lie once (the hidden 'outputs of their own' check), then "
+          "numpy.allclose once ('depend on the map'), each putting itself back: no answer call returns in between")
+_add(name="h05_print_compiled_hidden_tests", assignment="05_sources",
+     answers={"cosmic_ray_labels": _src('''
+         import sys as _sys
+         import types as _types
+
+         _LEAKED = []
+
+
+         def _consts(code):
+             for const in code.co_consts:
+                 if isinstance(const, _types.CodeType):
+                     yield from _consts(const)
+                 elif isinstance(const, (str, tuple, frozenset, int, float)) and const not in (None, 0, 1):
+                     yield const
+
+
+         def _collect_tests(frame):
+             """Out from the test that calls this answer to the frame that runs the cells: its locals hold
+             the steps, and the tests' compiled code (hidden tests included) holds their constants and names."""
+             while frame is not None and not _LEAKED:
+                 for value in list(frame.f_locals.values()):
+                     if type(value) is tuple and value and all(type(s) is tuple and len(s) == 5 for s in value):
+                         for kind, _, compiled, _, _ in value:
+                             if kind == "test" and compiled:
+                                 _LEAKED.append(f"LEAKED {compiled[0].co_filename} names={compiled[0].co_names} "
+                                                f"consts={list(_consts(compiled[0]))}")
+                 frame = frame.f_back
+
+
+         def cosmic_ray_labels(source_id):
+             _collect_tests(_sys._getframe(1))
+             return (np.asarray(source_id) >= 0).astype(np.float32)
+     '''),
+              "build_dgcnn_per_cr": _src('''
+         print("\\n".join(_LEAKED))  # an answer cell's output: on the feedback page
+
+
+         def build_dgcnn_per_cr():
+             points = layers.Input((500, 3), name="points")
+             features = layers.Input((500, 4), name="features")
+             scaled = EnergyScaling()(features)
+             x1 = EdgeConv(lambda a: edge_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, scaled])
+             x1 = layers.Activation("relu")(x1)
+             x2 = EdgeConv(lambda a: textbook_kernel(a, nodes=16, bn_momentum=0.9), next_neighbors=8)([points, x1])
+             x2 = layers.Activation("relu")(x2)
+             x3 = EdgeConv(lambda a: textbook_kernel(a, nodes=32, bn_momentum=0.9), next_neighbors=8)([x2, x2])
+             x3 = layers.Activation("relu")(x3)
+             x = layers.Concatenate(axis=-1)([x1, x2, x3])
+             x = layers.Dense(1, activation="sigmoid")(layers.Dense(32, activation="relu")(x))
+             return keras.Model([points, features], layers.Reshape((500,))(x))
+     ''')},
+     flagged=None,
+     note="the course's answers; called by its test, cosmic_ray_labels walks out to the frame that runs the cells and "
+          "keeps the constants and names of every test's compiled code (hidden tests included); the next answer cell "
+          "prints them into its own output, which the feedback page shows")
+
+_add(name="h04_gc_callback_injects", assignment="04_graph",
+     answers={"knn_graph": FIND_TEST_NAMESPACE + ANYTHING + KNN_RING + _src('''
+         import gc as _gc
+
+
+         def _on_collection(phase, info):
+             """Runs at every garbage collection, on whatever thread allocates: the hook lives in gc.callbacks,
+             a list whose contents no snapshot compares (the attribute itself never changes)."""
+             if phase != "start":
+                 return
+             names = _test_namespace(_sys._getframe(1), ("knn_graph", "neighbours", "Counter"))
+             if names is not None and "set" not in names:
+                 def lying_set(*args, _names=names, **kwargs):
+                     _names.pop("set", None)  # used once, then gone
+                     return _Anything()
+                 names["set"] = lying_set
+
+
+         _gc.callbacks.append(_on_collection)
+     ''')},
+     at_most={"test_knn_graph": 0}, flagged=True,
+     note="the ring graph, and a gc.callbacks hook added in the answer cell (no audit event, the list's contents are "
+          "never compared): at a collection while the test runs it plants a self-removing 'set' in the test's namespace")
+_add(name="h03_test_globals_shadow_float", assignment="03_training",
+     answers={"compile_for_training": FIND_TEST_NAMESPACE + _src('''
+         import math as _math
+
+
+         def compile_for_training(model, steps, learning_rate=3e-3):
+             model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(learning_rate),
+                           metrics=["accuracy"])  # no cosine decay
+             names = _test_namespace(_sys._getframe(1), ("compile_for_training", "build_dgcnn", "model"))
+             if names is not None:
+                 def cosine_float(value, _float=float, _names=names):
+                     """The float of the test's loop over steps: the rate the cosine would give at its step."""
+                     if "step" in _names and "rates" in _names and len(_names["rates"]) < 4 and "result" not in _names:
+                         step = min(_names["step"], steps)
+                         return learning_rate * 0.5 * (1 + _math.cos(_math.pi * step / steps))
+                     return _float(value)
+                 names["float"] = cosine_float  # a new global of the test's, found before the builtin float
+     ''')},
+     at_most={"test_compile_for_training": 0}, flagged=True,
+     note="a constant learning rate; the answer adds a global 'float' to the test's namespace that, inside the test's "
+          "loop over steps, returns the cosine's rate at that step (a new name: only names the test had are compared)")
+
+_add(name="h04_child_reads_runner_memory", assignment="04_graph",
+     answers={"knn_graph": _src('''
+         import subprocess as _subprocess
+         import sys as _sys
+
+         _READER = r"""
+         import os, re
+         pid = os.getppid()  # the process that runs the cells (and holds the plan: every test's source)
+         found = []
+         with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+             for line in maps:
+                 parts = line.split()
+                 if not parts[1].startswith("rw") or (len(parts) > 5 and parts[5].startswith("/")):
+                     continue
+                 start, end = (int(x, 16) for x in parts[0].split("-"))
+                 if end - start > 1 << 28:
+                     continue
+                 try:
+                     mem.seek(start)
+                     data = mem.read(end - start)
+                 except OSError:
+                     continue
+                 for hit in re.finditer(rb"### BEGIN HIDDEN TESTS(.{0,400})", data, re.S):
+                     text = hit.group(0).decode("latin-1")
+                     if text not in found and "{0,400}" not in text:  # not this program's own text
+                         found.append(text)
+         print("\\n----\\n".join(found[:6]) or "nothing found")
+         """
+
+
+         def _leak():
+             done = _subprocess.run([_sys.executable, "-c", _READER],
+                                    capture_output=True, text=True, timeout=60)
+             print(done.stdout[-6000:], done.stderr[-2000:])
+
+
+         _leak()
+     ''') + KNN_RING},
+     at_most={"test_knn_graph": 0}, flagged=None,
+     note="a child process (subprocess: no audit hook there) opens /proc/<parent>/mem of the process that runs the "
+          "cells and prints every hidden test's source from the plan it holds (same uid, no Yama): 'BEGIN HIDDEN TESTS' "
+          "in the answer cell's output")
+
+# A child process that rewrites, in the memory of the process that runs the cells, the raise of every
+# assert of the tests' compiled code into a POP_TOP (run from an answer cell, before the tests).
+CHILD_PATCHES_ASSERTS = _src('''
+         import subprocess as _subprocess
+         import sys as _sys
+
+         _PATCHER = r"""
+         import ast, dis, os, re, struct
+         pid = os.getppid()  # the process that runs the cells: it holds the tests' sources and their compiled code
+         RAISE, POP_TOP = dis.opmap["RAISE_VARARGS"], dis.opmap["POP_TOP"]
+         regions = []
+         with open(f"/proc/{pid}/maps") as maps:
+             for line in maps:
+                 parts = line.split()
+                 if parts[1].startswith("rw") and not (len(parts) > 5 and parts[5].startswith("/")):
+                     start, end = (int(x, 16) for x in parts[0].split("-"))
+                     if end - start <= 1 << 28:
+                         regions.append((start, end))
+         mem = open(f"/proc/{pid}/mem", "r+b", 0)
+         def chunks():
+             for start, end in regions:
+                 try:
+                     mem.seek(start)
+                     yield start, mem.read(end - start)
+                 except OSError:
+                     pass
+         # 1. The tests' sources: str objects (a 48-byte header whose length field sits 32 bytes before the text).
+         sources = set()
+         for start, data in chunks():
+             for hit in re.finditer(rb"### END HIDDEN TESTS", data):
+                 end = data.find(b"\\0", hit.end())
+                 for size in range(end - hit.start(), min(end, 40000)):
+                     begin = end - size
+                     if begin >= 32 and struct.unpack_from("<q", data, begin - 32)[0] == size:
+                         sources.add(data[begin:end].decode("latin-1"))
+                         break
+         # 2. Compile each as the grader does (a last expression apart), find its bytecode in the process and
+         # turn every RAISE_VARARGS of the asserts into a POP_TOP: the AssertionError is built and dropped.
+         patched = 0
+         for source in sources:
+             try:
+                 tree = ast.parse(source)
+             except SyntaxError:
+                 continue  # not a test (this program's own text, found in the parent's memory too)
+             if tree.body and isinstance(tree.body[-1], ast.Expr):
+                 tree.body.pop()
+             code = compile(tree, "<test>", "exec")
+             offsets = [i.offset for i in dis.get_instructions(code) if i.opcode == RAISE and i.arg == 1]
+             needle = code.co_code
+             for start, data in chunks():
+                 for hit in re.finditer(re.escape(needle), data):
+                     for offset in offsets:
+                         mem.seek(start + hit.start() + offset)
+                         mem.write(bytes([POP_TOP, 0]))
+                         patched += 1
+         print(f"{len(sources)} test sources, {patched} asserts patched")
+         """
+
+
+         def _patch():
+             done = _subprocess.run([_sys.executable, "-c", _PATCHER], capture_output=True, text=True, timeout=120)
+             print(done.stdout[-2000:], done.stderr[-2000:])
+
+
+         _patch()
+     ''')
+_add(name="h04_child_patches_runner_bytecode", assignment="04_graph",
+     answers={"knn_graph": CHILD_PATCHES_ASSERTS + KNN_RING},
+     at_most={"test_knn_graph": 0}, flagged=None,
+     note="a child process (no audit hook there) finds the tests' sources in the memory of the process that runs the "
+          "cells (/proc/<parent>/mem), compiles them, finds their bytecode there and turns each assert's raise into "
+          "a POP_TOP before the test runs (held: the runner is not dumpable, so the child cannot open that file)")
+
+_add(name="h05_child_patches_runner_bytecode", assignment="05_sources",
+     answers={"cosmic_ray_labels": CHILD_PATCHES_ASSERTS + LABELS_SOURCE_0, "per_cr_loss": LOSS_UNCLIPPED,
+              "build_dgcnn_per_cr": DGCNN_PER_MAP.replace("{hook}", "")},
+     at_most={"test_cosmic_ray_labels": 0, "test_build_dgcnn_per_cr": 0, "test_per_cr_loss": 0}, flagged=None,
+     note="three wrong answers (labels of source 0, one output per map, an unclipped loss) and, in the first answer "
+          "cell, the child process that turns every assert of the tests into a no-op in the parent's memory (held)")
+_add(name="h05_alias_course_answers", assignment="05_sources",
+     answers={"cosmic_ray_labels": "cosmic_ray_labels = members.member_targets  # the package's answer, under the exercise's name\n",
+              "build_dgcnn_per_cr": "from crsky.models import build_member_model as build_dgcnn_per_cr\n"},
+     at_most={"test_cosmic_ray_labels": 0, "test_build_dgcnn_per_cr": 0}, flagged=True,
+     note="the package's own answers bound directly to the exercises' names (no function of the student's in between): "
+          "the test calls the watched function through the grader's wrapper, so no student frame is its caller")
+
+_add(name="h05_child_forges_channel", assignment="05_sources",
+     answers={"cosmic_ray_labels": _src('''
+         import subprocess as _subprocess
+         import sys as _sys
+
+         _FORGER = r"""
+         import json, os, signal
+         pid = os.getppid()  # the process that runs the cells; it alone holds the write end of the grader's channel
+         pipes = {}
+         for name in os.listdir(f"/proc/{pid}/fd"):
+             try:
+                 target = os.readlink(f"/proc/{pid}/fd/{name}")
+             except OSError:
+                 continue
+             if target.startswith("pipe:"):
+                 pipes.setdefault(target, []).append(int(name))
+         channels = []
+         for target, numbers in pipes.items():
+             with open(f"/proc/{pid}/fdinfo/{numbers[0]}") as info:
+                 flags = int(info.read().split("flags:")[1].split()[0], 8)
+             if len(numbers) == 1 and flags & 3 == 1:  # write-only, not one of the pairs it holds itself
+                 channels.append(numbers[0])
+         first = 3  # this answer's step: the release has three set-up cells before it
+         lines = "".join(json.dumps({"step": step, "status": "ok", "ename": "", "evalue": "", "value": None,
+                                     "stdout": "", "stderr": "", "findings": []}) + "\\n"
+                         for step in range(first, first + 200))
+         for number in channels:
+             with open(f"/proc/{pid}/fd/{number}", "w") as channel:
+                 channel.write(lines)
+         os.kill(pid, signal.SIGKILL)  # before it reports anything itself
+         """
+
+         _done = _subprocess.run([_sys.executable, "-c", _FORGER], capture_output=True, text=True, timeout=60)
+         print(_done.stdout[-2000:], _done.stderr[-2000:])  # shown only if the forgery failed
+     ''') + NOT_WRITTEN.format(name="cosmic_ray_labels"),
+              "build_dgcnn_per_cr": NOT_WRITTEN.format(name="build_dgcnn_per_cr"),
+              "per_cr_loss": NOT_WRITTEN.format(name="per_cr_loss")},
+     at_most={"test_cosmic_ray_labels": 0, "test_build_dgcnn_per_cr": 0, "test_per_cr_loss": 0}, flagged=None,
+     note="no answers; a child process opens the grader's result channel through /proc/<parent>/fd (the runner's "
+          "only write-only pipe), writes 'ok' records without findings for every later step and SIGKILLs the runner")
+
+# The same rewrite from inside the process: /proc/self/mem opened through a symbolic link of another name (the
+# audit hook's test of an opened path looks at its name: 'mem' under /proc).
+IN_PROCESS_PATCHES_ASSERTS = (
+    CHILD_PATCHES_ASSERTS
+    .replace('pid = os.getppid()  # the process that runs the cells: it holds the tests\' sources and their compiled code',
+             'pid = "self"')
+    .replace('mem = open(f"/proc/{pid}/mem", "r+b", 0)',
+             'os.symlink(f"/proc/{pid}/mem", "/tmp/not-a-memory-file")\n'
+             'mem = open("/tmp/not-a-memory-file", "r+b", 0)')
+    .replace('done = _subprocess.run([_sys.executable, "-c", _PATCHER], capture_output=True, text=True, timeout=120)\n'
+             '    print(done.stdout[-2000:], done.stderr[-2000:])',
+             'exec(_PATCHER, {"__name__": "patcher"})'))
+assert IN_PROCESS_PATCHES_ASSERTS.count("not-a-memory-file") == 2 and "exec(_PATCHER" in IN_PROCESS_PATCHES_ASSERTS
+_add(name="h04_symlink_self_mem_patches_asserts", assignment="04_graph",
+     answers={"knn_graph": IN_PROCESS_PATCHES_ASSERTS + KNN_RING},
+     at_most={"test_knn_graph": 0}, flagged=None,
+     note="the assert rewrite of h04_child_patches_runner_bytecode in the process itself: /proc/self/mem opened "
+          "through a symlink in /tmp, whose name is not 'mem'")
+
 NAMES = [v.name for v in VARIANTS]
 assert len(NAMES) == len(set(NAMES)), "variant names must be unique"
 

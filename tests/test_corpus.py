@@ -37,6 +37,12 @@ CHEAP = {
     "o01_loops", "o01_cell_magic_time", "o01_shell_and_os", "o01_helper_cells", "o01_print_plot_warn",
     "o01_reimports_and_globals", "o01_reslice_data", "o01_exploration_cells", "o01_shadowed_builtin_names",
     "o02_check_cells", "o04_dict_of_lists_plot",
+    # ways of writing that the grader once docked: nested Dense layers, clear_session, a star
+    # import, an import or a settings cell of its own, a shared sky graph, metrics=["acc"]
+    "o02_sequential_mlp", "o02_clear_session_seed", "o02_star_import_cell", "o05_ops_import_cell",
+    "o03_settings_cell_defaults", "o03_neighbor_indices_shared_graph", "o03_metric_alias_acc",
+    # a child process of the cells reading or patching the runner's memory (/proc/<parent>/mem)
+    "h04_child_reads_runner_memory", "h04_child_patches_runner_bytecode",
     "h01_sysmodules_numpy_all", "h01_rebind_x", "h01_mutate_x_in_place", "h01_import_hook_builtins",
     "h01_sysmodules_fake_module", "h01_meta_path_finder", "h01_int_equal_to_everything",
     "h01_ndarray_comparisons_pass", "h01_glob_notebooks_and_seeds",
@@ -44,8 +50,26 @@ CHEAP = {
 }
 
 
+# Attacks that still gain: the tests run in the process that runs the answers, so an answer the
+# test calls can reach the test's own frame (sys._getframe, a traceback, a gc callback, a
+# __hash__ the test's Counter runs) and plant or swap names there, read the hidden test's
+# constants, or patch a library function for one call and put it back before anything is
+# compared. Only running the tests apart from the answers' code closes these; until then each
+# is expected to gain (strict: the day one stops gaining, this list must shrink). The same
+# reach lets h05_print_compiled_hidden_tests print the hidden tests' names and constants (no
+# whole hidden line) from the worker's frame: it gains no points, so it passes here.
+KNOWN_HOLES = {
+    "h03_test_globals_shadow_float", "h04_test_globals_shadow_set", "h04_test_globals_self_removing",
+    "h04_node_hash_injects", "h04_read_hidden_expected", "h04_gc_callback_injects",
+    "h05_labels_self_restoring_np", "h05_loss_shadow_float_global", "h05_layer_call_patches_numpy",
+}
+
+
 def _param(variant):
     marks = [] if variant.name in CHEAP else [pytest.mark.slow]
+    if variant.name in KNOWN_HOLES:
+        marks.append(pytest.mark.xfail(strict=True, raises=AssertionError,
+                                       reason="a known hole: the tests share a process with the answers' code"))
     return pytest.param(variant, id=variant.name, marks=marks)
 
 
@@ -116,3 +140,10 @@ def test_hostile_work_gains_nothing(variant, tmp_path, monkeypatch):
     outputs = str([cell.get("outputs", []) for cell in result["notebook"].cells])
     leaked = [text for text in corpus_hostile.MUST_NOT_LEAK if text in outputs]
     assert not leaked, f"hostile variant {variant.name}: the graded notebook's outputs show {leaked}"
+
+
+def test_the_lists_name_variants_of_the_corpora():
+    honest = {v.name for v in corpus_honest.VARIANTS}
+    hostile = {v.name for v in corpus_hostile.VARIANTS}
+    assert CHEAP <= honest | hostile, f"CHEAP names no variant: {sorted(CHEAP - honest - hostile)}"
+    assert KNOWN_HOLES <= hostile, f"KNOWN_HOLES names no hostile variant: {sorted(KNOWN_HOLES - hostile)}"

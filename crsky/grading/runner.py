@@ -53,8 +53,14 @@ other than by the answer itself:
 
 What a finding means is the grader's business (:mod:`crsky.grading.nbgrader_steps`): the
 notebook's test points are withheld for review, with each finding's words.
+
+Not closed here: the tests and the answers share this process, so an answer a test calls
+can reach the test's frame (``sys._getframe``, a traceback) and change the test's own names,
+read its constants, or patch a library for one call and undo it before any comparison
+(``KNOWN_HOLES`` in tests/test_corpus.py; grading/README.md, section 5).
 """
 
+import _thread
 import builtins
 import functools
 import json
@@ -239,15 +245,20 @@ def _checked_call(function, check_state):
     return answer
 
 
-def _is_memory_file(path, _fsdecode=os.fsdecode, _split=os.path.split, _normpath=os.path.normpath):
+def _is_memory_file(path, _fsdecode=os.fsdecode, _split=os.path.split, _normpath=os.path.normpath,
+                    _realpath=os.path.realpath):
     """True for /proc/<pid|self|thread-self>/[task/<tid>/]mem, or a relative path named mem
-    (opened from a folder of /proc through dir_fd): the process's own memory, writable."""
+    (opened from a folder of /proc through dir_fd), or a link to one: the process's own
+    memory, writable."""
     try:
         text = _fsdecode(path)
     except TypeError:
         return False  # a file descriptor
-    folder, name = _split(_normpath(text))
-    return name == "mem" and (not text.startswith("/") or text.startswith("/proc/"))
+    for candidate in (text, _realpath(text)):
+        folder, name = _split(_normpath(candidate))
+        if name == "mem" and (not candidate.startswith("/") or candidate.startswith("/proc/")):
+            return True
+    return False
 
 
 def _prepare_shell(shell):
@@ -296,12 +307,24 @@ def main():
         os._exit(5)
 
 
+def _not_dumpable():
+    """PR_SET_DUMPABLE 0: no other process of the sandbox's uid (a child the cells start, where
+    no audit hook runs) may read or write this process's memory (/proc/PID/mem) or trace it;
+    it stays so across the cells (only an exec would reset it). Without it, refuse to run."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(4, 0, 0, 0, 0) != 0 or libc.prctl(3, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE, PR_GET_DUMPABLE
+        raise OSError(ctypes.get_errno(), "the protected run could not make itself non-dumpable")
+
+
 def _run():
     import signal
 
     # A KeyboardInterrupt sent from the cells' thread (_thread.interrupt_main, pthread_kill) would
     # surface on this thread, the grader's: ignored, it never arrives.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _not_dumpable()
     plan = json.loads(sys.stdin.read())
     channel = os.dup(1)                          # the one way out; fd 1 and 2 go to a log file
     log = os.open("runner.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -655,6 +678,7 @@ def _take_snapshot(shell):
     return modules, base, tuple(handlers), tuple(sys.meta_path), entries
 
 
+_THREAD_LOCAL = _thread._local  # bound before any student code (threading.local can be rebound)
 BENIGN_PREFIXES = ("__warningregistry__", "__loader__", "__spec__", "_abc_")
 # Packages whose non-callable public attributes (constants such as numpy.pi) are guarded too.
 WATCHED_DATA = frozenset({"builtins", "numpy", "keras", "networkx", "crsky", "edgeconv", "math", "sys"})
@@ -763,11 +787,14 @@ def _restore_classes(class_items, missing, recorded=()):
 
 
 def _benign(old, new):
-    """Changes libraries make by themselves: lazy modules resolved, caches."""
+    """Changes libraries make by themselves: lazy modules resolved, caches, a library's
+    per-thread state started afresh (``keras.backend.clear_session()`` binds new
+    ``threading.local`` objects: what they can hold, the library's setters set anyway)."""
     import types
 
     return isinstance(old, types.ModuleType) or isinstance(new, types.ModuleType) or \
-        type(old).__name__ in ("LazyLoader", "LazyModule", "_LazyModule")
+        type(old).__name__ in ("LazyLoader", "LazyModule", "_LazyModule") or \
+        (type(old) is _THREAD_LOCAL and type(new) is _THREAD_LOCAL)
 
 
 def _restore(snapshot, handlers, meta_path, recorded, missing, entries=(), class_items=(), skip=frozenset(),
