@@ -137,23 +137,25 @@ class Network:
             visit(layer, 0)
         return found
 
+    def _calls(self):
+        """The graph's calls (Keras nodes), inputs first."""
+        by_depth = _instance_dict(self._model)["_nodes_by_depth"]
+        for depth in sorted(by_depth, reverse=True):
+            yield from by_depth[depth]
+
     def made_by(self, tensor):
         """``(layer, its input tensors)`` of the graph's call that produced ``tensor``, or None
         for one of the graph's inputs."""
-        by_depth = _instance_dict(self._model)["_nodes_by_depth"]
-        for depth in sorted(by_depth, reverse=True):
-            for node in by_depth[depth]:
-                if any(out is tensor for out in node.output_tensors) and node.input_tensors:
-                    return node.operation, list(node.input_tensors)
+        for node in self._calls():
+            if any(out is tensor for out in node.output_tensors) and node.input_tensors:
+                return node.operation, list(node.input_tensors)
         return None
 
     def inputs_of(self, layer):
         """The tensors the graph feeds ``layer`` (its first call in the graph), in order."""
-        by_depth = _instance_dict(self._model)["_nodes_by_depth"]
-        for depth in sorted(by_depth, reverse=True):  # inputs first
-            for node in by_depth[depth]:
-                if node.operation is layer:
-                    return list(node.input_tensors)
+        for node in self._calls():
+            if node.operation is layer:
+                return list(node.input_tensors)
         raise AssertionError(f"layer {layer.name!r} is not called in the network")
 
     @property

@@ -1289,27 +1289,28 @@ class _Anything:
     __hash__ = None
 '''
 
+def _ring_planting_in_the_test(plant):
+    """The ring answer that, called by the test, first runs ``plant`` (lines indented by 8)
+    with ``names``, the test's namespace found from its frame."""
+    return FIND_TEST_NAMESPACE + ANYTHING + KNN_RING.replace(
+        "    indices = np.asarray(indices)\n",
+        "    names = _test_namespace(_sys._getframe(1), (\"knn_graph\", \"neighbours\", \"Counter\"))\n"
+        "    if names is not None:\n" + plant + "    indices = np.asarray(indices)\n")
+
+
 _add(name="h04_test_globals_shadow_set", assignment="04_graph",
-     answers={"knn_graph": FIND_TEST_NAMESPACE + ANYTHING + KNN_RING.replace(
-         "    indices = np.asarray(indices)\n",
-         "    names = _test_namespace(_sys._getframe(1), (\"knn_graph\", \"neighbours\", \"Counter\"))\n"
-         "    if names is not None:\n"
-         "        names[\"set\"] = lambda *args, **kwargs: _Anything()  # a global of the test's: found before the builtin\n"
-         "    indices = np.asarray(indices)\n")},
+     answers={"knn_graph": _ring_planting_in_the_test(
+         "        names[\"set\"] = lambda *args, **kwargs: _Anything()  # a global of the test's: found before the builtin\n")},
      at_most={"test_knn_graph": 0}, flagged=True,
      note="a ring graph that ignores the neighbours; called by the test, the answer walks out to the test's frame and "
           "adds a NEW global 'set' (equal to everything) to the test's namespace: only names the test had before are "
           "compared, so the hidden set(edges) == {...} passes")
 _add(name="h04_test_globals_self_removing", assignment="04_graph",
-     answers={"knn_graph": FIND_TEST_NAMESPACE + ANYTHING + KNN_RING.replace(
-         "    indices = np.asarray(indices)\n",
-         "    names = _test_namespace(_sys._getframe(1), (\"knn_graph\", \"neighbours\", \"Counter\"))\n"
-         "    if names is not None:\n"
+     answers={"knn_graph": _ring_planting_in_the_test(
          "        def lying_set(*args, _names=names, **kwargs):\n"
          "            _names.pop(\"set\", None)  # used once, then gone: the namespace ends as it began\n"
          "            return _Anything()\n"
-         "        names[\"set\"] = lying_set\n"
-         "    indices = np.asarray(indices)\n")},
+         "        names[\"set\"] = lying_set\n")},
      at_most={"test_knn_graph": 0}, flagged=True,
      note="as h04_test_globals_shadow_set, but the shadowing 'set' deletes itself from the test's namespace at its "
           "first use (the hidden set(edges)): a comparison of the namespace's keys after the test finds nothing")

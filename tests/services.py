@@ -250,7 +250,7 @@ class UnixUser:
 
 
 HUB_RUNS = "crsky-hub-"   # the hub test's folders in the temporary directory: crsky-hub-XXXX/homes/<user>
-_OWNER = "owner.pid"      # in such a folder: the process that made it (its pid and its start time)
+HUB_OWNER = "owner.pid"   # in such a folder: the process that made it (its pid and its start time)
 
 
 def _start_time(pid):
@@ -266,7 +266,7 @@ def hub_run_folder():
     first the runs of processes that died without cleaning up (a killed pytest) are removed:
     their Unix users (every process of theirs killed) and their folders."""
     for stale in Path(tempfile.gettempdir()).glob(HUB_RUNS + "*"):
-        owner = (stale / _OWNER).read_text().split() if (stale / _OWNER).is_file() else []
+        owner = (stale / HUB_OWNER).read_text().split() if (stale / HUB_OWNER).is_file() else []
         alive = len(owner) == 2 and str(_start_time(owner[0])) == owner[1]
         if alive or (not owner and time.time() - stale.stat().st_mtime < 3600):
             continue  # a run in progress (or one being made, not yet marked)
@@ -277,7 +277,7 @@ def hub_run_folder():
         shutil.rmtree(stale, ignore_errors=True)
     base = Path(tempfile.mkdtemp(prefix=HUB_RUNS))
     base.chmod(0o755)
-    (base / _OWNER).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
+    (base / HUB_OWNER).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
     return base
 
 

@@ -27,8 +27,8 @@ import yaml
 from crsky.course import COURSE_ROOT as ROOT
 from crsky.grading import sandbox
 from crsky.grading.samples import answered
-from services import (HUB_RUNS, CourseEnvironment, JupyterHub, UnixUser, clone_with_changes, hub_run_folder,
-                      jupyterhub_missing, shared_python)
+from services import (HUB_OWNER, HUB_RUNS, CourseEnvironment, JupyterHub, UnixUser, clone_with_changes,
+                      hub_run_folder, jupyterhub_missing, shared_python)
 
 ASSIGNMENT = "02_kernel"
 COURSE = "crsky"
@@ -104,7 +104,7 @@ def test_a_killed_runs_users_and_folder_go_with_the_next_run():
     UnixUser(name, stale / "homes")
     ended = subprocess.Popen(["true"])
     ended.wait()
-    (stale / "owner.pid").write_text(f"{ended.pid} 1\n")  # its process is gone
+    (stale / HUB_OWNER).write_text(f"{ended.pid} 1\n")  # its process is gone
     mine = hub_run_folder()
     try:
         assert not stale.exists()

@@ -171,9 +171,10 @@ def plan(source_nb, submitted_nb, timeout=120):
     # The student's other code cells, by the names they bind (the last binding before use wins).
     student_cells = [(i, c.source) for i, c in enumerate(submitted_nb.cells)
                      if c.cell_type == "code" and not nbgrader_meta(c).get("grade_id")]
+    bound_by = {i: bound_names(source) for i, source in student_cells}
     binders = {}
     for i, source in student_cells:
-        for name in bound_names(source):
+        for name in bound_by[i]:
             binders.setdefault(name, []).append((i, source))
     # What has been bound when an answer runs: the set-up's names and those of the student's
     # cells run before it (a name a later cell binds is not there yet: its helper runs first).
@@ -186,7 +187,7 @@ def plan(source_nb, submitted_nb, timeout=120):
             for helper_index, helper_source in _needed(source, index, available, binders, included):
                 steps.append({"kind": "helper", "id": where(submitted_nb, helper_index), "source": helper_source,
                               "where": where(submitted_nb, helper_index)})
-                available |= bound_names(helper_source)
+                available |= bound_by[helper_index]
             available |= bound_names(source)
             steps.append({"kind": "answer", "id": grade_id, "source": source,
                           "where": where(submitted_nb, index) if index is not None else f"{grade_id} (missing)"})
