@@ -6,7 +6,7 @@ None gains points, none changes another student's score or an original submissio
 batch always writes every row.
 
 What a single notebook shows is tested where it is cheaper: the answers that forge a grade
-in tests/test_corpus.py (77 attacks, honest variants beside them), the metadata repairs
+in tests/test_corpus.py (every attack of tests/corpus_hostile.py, honest variants beside them), the metadata repairs
 under nbgrader in tests/test_repair.py, every collection refusal in tests/test_collect.py,
 missing, corrupt and mismatched model files in tests/test_trusted_scoring.py, scripts and
 styles in outputs in tests/test_feedback.py, one grade on every route in tests/test_routes.py."""
